@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from apps.music.models import Source, Track
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+class PlayQuerySet(models.QuerySet["Play"]):
+    def for_user(self, user: User) -> PlayQuerySet:
+        """The one way to read plays: every view, tool and selector starts here."""
+        return self.filter(user=user)
+
+
+class Play(models.Model):
+    """One play of one item by one user, identified by (user, track, played_at).
+
+    `played_at` is the UTC time the play ended. `ms_played` is unknown (null) for API plays:
+    Spotify lists only plays over 30 seconds there.
+    """
+
+    Source = Source
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    track = models.ForeignKey(Track, on_delete=models.PROTECT)
+    played_at = models.DateTimeField()
+    ms_played = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    reason_start = models.CharField(max_length=32, blank=True)
+    reason_end = models.CharField(max_length=32, blank=True)
+    skipped = models.BooleanField(null=True, blank=True)
+    shuffle = models.BooleanField(null=True, blank=True)
+    offline = models.BooleanField(null=True, blank=True)
+    platform = models.CharField(max_length=128, blank=True)
+    conn_country = models.CharField(max_length=2, blank=True)
+    # Kept only with IMPORT_KEEP_SENSITIVE; dropped on import by default.
+    ip_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    export_username = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PlayQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "track", "played_at"], name="play_unique_user_track_played_at"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "played_at"], name="play_user_played_at")]
+
+    def __str__(self) -> str:
+        return f"{self.track_id} at {self.played_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncCheckpoint(models.Model):
+    """Where collection stands for one user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sync_checkpoint"
+    )
+    initial_sync_started_at = models.DateTimeField(null=True, blank=True)
+    initial_sync_completed_at = models.DateTimeField(null=True, blank=True)
+    initial_sync_stop_reason = models.CharField(max_length=32, blank=True)
+    earliest_played_at = models.DateTimeField(null=True, blank=True)
+    newest_played_at = models.DateTimeField(null=True, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Sync of {self.user}"
+
+
+class JobRun(models.Model):
+    """One run of background work: a poll, an initial sync, a ZIP ingest or a resolve pass."""
+
+    class Type(models.TextChoices):
+        POLL = "poll", "Poll"
+        INITIAL_SYNC = "initial_sync", "Initial sync"
+        IMPORT_ZIP = "import_zip", "ZIP import"
+        RESOLVE = "resolve", "Resolve local tracks"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    type = models.CharField(max_length=16, choices=Type.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    task_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-started_at"]),
+            models.Index(fields=["type", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} #{self.pk} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def finish(self, *, status: str, counts: dict[str, Any] | None = None, error: str = "") -> None:
+        self.status = status
+        self.finished_at = timezone.now()
+        if counts is not None:
+            self.counts = counts
+        self.error = error
+        self.save(update_fields=["status", "finished_at", "counts", "error"])
+
+
+class LogEvent(models.Model):
+    """An important log line kept in the database for the admin; pruned after LOG_RETENTION_DAYS."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    level = models.PositiveSmallIntegerField(db_index=True)
+    logger = models.CharField(max_length=128, db_index=True)
+    message = models.TextField()
+    request_id = models.CharField(max_length=128, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    job_run = models.ForeignKey(JobRun, null=True, blank=True, on_delete=models.SET_NULL)
+    extra = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.logger}: {self.message[:80]}"
+
+    @property
+    def level_name(self) -> str:
+        import logging
+
+        return logging.getLevelName(self.level)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ImportJob(models.Model):
+    """One uploaded Spotify export and the state of its ingest.
+
+    Counts and `records_processed` are written in the same transaction as each batch of plays, so
+    a job resumed after a crash continues from the last committed batch and never double-counts.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    formats = models.JSONField(default=list, blank=True)
+    ignored_files = models.JSONField(default=list, blank=True)
+    records_total = models.PositiveIntegerField(null=True, blank=True)
+    records_processed = models.PositiveIntegerField(default=0)
+    records_seen = models.PositiveIntegerField(default=0)
+    plays_added = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)
+    earliest_play = models.DateTimeField(null=True, blank=True)
+    latest_play = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} {self.original_name} ({self.status})"
+
+    @property
+    def progress_pct(self) -> float:
+        if self.status == self.Status.SUCCEEDED:
+            return 100.0
+        if not self.records_total:
+            return 0.0
+        return min(100.0, round(100 * self.records_processed / self.records_total, 1))
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def mark_failed(self, reason: str) -> None:
+        self.status = self.Status.FAILED
+        self.error = reason
+        self.finished_at = timezone.now()
+        self.save(update_fields=["status", "error", "finished_at"])

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MusicConfig(AppConfig):
+    name = "apps.music"
+    label = "music"

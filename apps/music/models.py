@@ -1,0 +1,101 @@
+"""The catalogue: artists, albums and tracks.
+
+Exports carry no artist or album ids, so artists and albums are keyed by normalised name, and the
+Spotify id is attached when the API brings it. A `Track` is any playable item: a music track, a
+podcast episode or an audiobook chapter. For episodes and chapters, `album` is the show or the
+audiobook, and there is no artist.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from apps.music.normalize import is_local_uri
+
+
+class Source(models.TextChoices):
+    API = "api", "Spotify API"
+    EXPORT_EXTENDED = "export_extended", "Extended streaming history"
+    EXPORT_ACCOUNT = "export_account", "Account data"
+
+
+class Artist(models.Model):
+    name = models.CharField(max_length=512)
+    name_key = models.CharField(max_length=512, unique=True)
+    spotify_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Album(models.Model):
+    name = models.CharField(max_length=512)
+    name_key = models.CharField(max_length=512)
+    artist = models.ForeignKey(Artist, null=True, blank=True, on_delete=models.PROTECT)
+    spotify_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["artist", "name_key"],
+                name="album_unique_per_artist",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Track(models.Model):
+    class Kind(models.TextChoices):
+        MUSIC = "music", "Music"
+        EPISODE = "episode", "Podcast episode"
+        CHAPTER = "chapter", "Audiobook chapter"
+
+    # spotify:track:…, spotify:episode:…, spotify:audiobook-chapter id, or local:<sha1>.
+    uri = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.MUSIC)
+    name = models.CharField(max_length=512)
+    name_key = models.CharField(max_length=512)
+    album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.PROTECT)
+    # The artist a play counts for: the first API artist, or the export's album artist.
+    primary_artist = models.ForeignKey(
+        Artist, null=True, blank=True, on_delete=models.PROTECT, related_name="primary_tracks"
+    )
+    artists: models.ManyToManyField[Artist, TrackArtist] = models.ManyToManyField(
+        Artist, through="TrackArtist", related_name="tracks", blank=True
+    )
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    first_source = models.CharField(max_length=16, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["primary_artist", "name_key"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_uri(self.uri)
+
+
+class TrackArtist(models.Model):
+    """The ordered credit list of a track; position 0 is the primary artist."""
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE)
+    artist = models.ForeignKey(Artist, on_delete=models.PROTECT)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["track", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["track", "position"], name="track_artist_position"),
+            models.UniqueConstraint(fields=["track", "artist"], name="track_artist_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.artist_id} #{self.position} on {self.track_id}"

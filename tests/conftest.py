@@ -1,0 +1,132 @@
+"""Shared fixtures.
+
+Integration tests use the real services named by DATABASE_URL and REDIS_URL. With
+REQUIRE_SERVICES=1 (as `.ci/run` sets it) a missing service fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from apps.accounts.models import User
+from apps.history.models import Play
+from apps.music.models import Album, Artist, Source, Track
+from apps.music.normalize import normalize_name
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def missing_service(reason: str) -> None:
+    """Skip, or fail when REQUIRE_SERVICES is set: CI must never skip an integration test."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres(db: None) -> None:
+    """For tests of the PostgreSQL paths (COPY, concurrency) that SQLite can't show."""
+    if connection.vendor != "postgresql":
+        missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        missing_service("needs Redis: set REDIS_URL=redis://...")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        missing_service(f"Redis at {url} is unreachable: {exc}")
+    return url
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, redis_url: str) -> Iterator[Any]:
+    """A real Celery worker on the Redis broker, in this process (threads share the test DB)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.control.purge()
+    with start_worker(
+        app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
+    ) as worker:
+        yield worker
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return User.objects.create_user(username="alice", password="pw-alice-123", timezone="UTC")
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return User.objects.create_user(username="bob", password="pw-bob-123", timezone="UTC")
+
+
+@pytest.fixture
+def make_track(db: None) -> Callable[..., Track]:
+    def make(
+        name: str = "Song",
+        artist: str = "Artist",
+        album: str | None = "Album",
+        *,
+        uri: str | None = None,
+        kind: str = Track.Kind.MUSIC,
+        duration_ms: int | None = 200_000,
+    ) -> Track:
+        artist_row, _ = Artist.objects.get_or_create(
+            name_key=normalize_name(artist), defaults={"name": artist}
+        )
+        album_row = None
+        if album:
+            album_row, _ = Album.objects.get_or_create(
+                artist=artist_row, name_key=normalize_name(album), defaults={"name": album}
+            )
+        track = Track.objects.create(
+            uri=uri or f"spotify:track:{normalize_name(artist)}-{normalize_name(name)}",
+            kind=kind,
+            name=name,
+            name_key=normalize_name(name),
+            album=album_row,
+            primary_artist=artist_row,
+            duration_ms=duration_ms,
+            first_source=Source.API,
+        )
+        track.artists.add(artist_row, through_defaults={"position": 0})
+        return track
+
+    return make
+
+
+@pytest.fixture
+def make_play(db: None) -> Callable[..., Play]:
+    def make(
+        user: User,
+        track: Track,
+        played_at: datetime,
+        *,
+        ms_played: int | None = 200_000,
+        source: str = Source.EXPORT_EXTENDED,
+        **fields: Any,
+    ) -> Play:
+        return Play.objects.create(
+            user=user,
+            track=track,
+            played_at=played_at,
+            ms_played=ms_played,
+            source=source,
+            **fields,
+        )
+
+    return make
