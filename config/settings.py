@@ -173,18 +173,11 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if not DEBUG
-            else "django.contrib.staticfiles.storage.StaticFilesStorage"
-        )
-    },
+    # Compressed, not hashed: pages render before (or without) collectstatic, as in tests.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Serve from the app folders too, so pages work before (or without) collectstatic, as in tests;
-# after collectstatic the hashed, compressed copies are served.
+# Serve from the app folders too, so a live test server needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
-WHITENOISE_MANIFEST_STRICT = False
 
 # --- Security -------------------------------------------------------------------------------
 # HTTPS settings follow SECURE_SSL_REDIRECT, so a plain-HTTP local run keeps working.
