@@ -1,0 +1,165 @@
+"""Catalogue writes: find or create the artists, albums and tracks that plays point at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from apps.music.models import Album, Artist, Source, Track, TrackArtist
+from apps.music.normalize import is_local_uri, local_track_uri, normalize_name
+
+
+@dataclass(slots=True)
+class TrackInfo:
+    """What a play record knows about its item. Exports bring names only; the API brings ids."""
+
+    name: str
+    artist_name: str | None = None  # the primary artist: first API artist, or album artist
+    album_name: str | None = None  # for episodes the show, for chapters the audiobook
+    uri: str | None = None  # spotify:track:… etc.; None gives a local:<sha1> id
+    kind: str = Track.Kind.MUSIC
+    duration_ms: int | None = None
+    album_spotify_id: str | None = None
+    # The full ordered credit list from the API: (name, spotify id). Empty for exports.
+    artists: tuple[tuple[str, str | None], ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Name identity: (normalised primary artist, normalised track name)."""
+        return (normalize_name(self.artist_name), normalize_name(self.name))
+
+    @property
+    def resolved_uri(self) -> str:
+        return self.uri or local_track_uri(self.artist_name, self.name, self.album_name)
+
+
+def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, Artist]:
+    """Artists by name key, created where missing; Spotify ids attached when first known."""
+    wanted: dict[str, tuple[str, str | None]] = {}
+    for name, spotify_id in names_and_ids:
+        key = normalize_name(name)
+        if key and (key not in wanted or (spotify_id and not wanted[key][1])):
+            wanted[key] = (name, spotify_id)
+    if not wanted:
+        return {}
+    found = {a.name_key: a for a in Artist.objects.filter(name_key__in=wanted)}
+    missing = [
+        Artist(name=name[:512], name_key=key[:512])
+        for key, (name, _) in wanted.items()
+        if key not in found
+    ]
+    if missing:
+        Artist.objects.bulk_create(missing, ignore_conflicts=True)
+        found = {a.name_key: a for a in Artist.objects.filter(name_key__in=wanted)}
+    for key, (_, spotify_id) in wanted.items():
+        artist = found[key]
+        if spotify_id and artist.spotify_id is None:
+            updated = Artist.objects.filter(pk=artist.pk, spotify_id__isnull=True).exclude(
+                pk__in=Artist.objects.filter(spotify_id=spotify_id).values("pk")
+            )
+            if updated.update(spotify_id=spotify_id):
+                artist.spotify_id = spotify_id
+    return found
+
+
+def _albums(
+    infos: Sequence[TrackInfo], artists: dict[str, Artist]
+) -> dict[tuple[int | None, str], Album]:
+    wanted: dict[tuple[int | None, str], TrackInfo] = {}
+    for info in infos:
+        key = normalize_name(info.album_name)
+        if key:
+            artist = artists.get(normalize_name(info.artist_name))
+            wanted.setdefault((artist.pk if artist else None, key), info)
+    if not wanted:
+        return {}
+
+    def fetch() -> dict[tuple[int | None, str], Album]:
+        rows = Album.objects.filter(name_key__in={k for _, k in wanted})
+        return {(a.artist_id, a.name_key): a for a in rows if (a.artist_id, a.name_key) in wanted}
+
+    found = fetch()
+    missing = [
+        Album(
+            name=(info.album_name or "")[:512],
+            name_key=key[:512],
+            artist_id=artist_id,
+        )
+        for (artist_id, key), info in wanted.items()
+        if (artist_id, key) not in found
+    ]
+    if missing:
+        Album.objects.bulk_create(missing, ignore_conflicts=True)
+        found = fetch()
+    for (artist_id, key), info in wanted.items():
+        album = found[(artist_id, key)]
+        if info.album_spotify_id and album.spotify_id is None:
+            Album.objects.filter(pk=album.pk, spotify_id__isnull=True).exclude(
+                pk__in=Album.objects.filter(spotify_id=info.album_spotify_id).values("pk")
+            ).update(spotify_id=info.album_spotify_id)
+    return found
+
+
+def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:
+    """The track id of each info, in order, creating catalogue rows as needed.
+
+    A record without a URI resolves by name to a known track of the same normalised artist and
+    name, preferring a real Spotify track; only when none is known does it get a local id.
+    """
+    artists = _artists(
+        [credit for info in infos for credit in info.artists]
+        + [(info.artist_name, None) for info in infos if info.artist_name]
+    )
+    albums = _albums(infos, artists)
+
+    by_name: dict[tuple[str, str], int] = {}
+    nameless = {info.key for info in infos if info.uri is None}
+    if nameless:
+        artist_ids = {artists[a].pk for a, _ in nameless if a in artists}
+        candidates = Track.objects.filter(
+            primary_artist_id__in=artist_ids, name_key__in={n for _, n in nameless}
+        ).values_list("id", "uri", "primary_artist__name_key", "name_key")
+        for track_id, uri, artist_key, name_key in sorted(
+            candidates, key=lambda row: (is_local_uri(row[1]), row[0])
+        ):
+            by_name.setdefault((artist_key, name_key), track_id)
+
+    uris = {info.resolved_uri for info in infos}
+    known = dict(Track.objects.filter(uri__in=uris).values_list("uri", "id"))
+    new: dict[str, Track] = {}
+    for info in infos:
+        uri = info.resolved_uri
+        if uri in known or uri in new or (info.uri is None and info.key in by_name):
+            continue
+        artist = artists.get(normalize_name(info.artist_name))
+        album = albums.get((artist.pk if artist else None, normalize_name(info.album_name)), None)
+        new[uri] = Track(
+            uri=uri[:128],
+            kind=info.kind,
+            name=(info.name or "")[:512],
+            name_key=normalize_name(info.name)[:512],
+            album=album,
+            primary_artist=artist,
+            duration_ms=info.duration_ms,
+            first_source=source,
+        )
+    if new:
+        Track.objects.bulk_create(new.values(), ignore_conflicts=True)
+        known.update(Track.objects.filter(uri__in=new).values_list("uri", "id"))
+        credits = [
+            TrackArtist(track_id=known[info.resolved_uri], artist=artists[key], position=pos)
+            for info in infos
+            if info.resolved_uri in new
+            for pos, key in enumerate(
+                dict.fromkeys(
+                    normalize_name(name)
+                    for name, _ in (info.artists or ((info.artist_name or "", None),))
+                )
+            )
+            if key in artists
+        ]
+        TrackArtist.objects.bulk_create(credits, ignore_conflicts=True)
+    return [
+        by_name[info.key] if info.uri is None and info.key in by_name else known[info.resolved_uri]
+        for info in infos
+    ]
