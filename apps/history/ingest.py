@@ -27,9 +27,9 @@ from apps.music.models import Source
 from apps.music.services import TrackInfo, resolve_tracks
 
 # How precise each source's played_at is; on a merge the most precise one is kept.
-PRECISION = {Source.API: 3, Source.EXPORT_EXTENDED: 2, Source.EXPORT_ACCOUNT: 1}
+PRECISION: dict[str, int] = {Source.API: 3, Source.EXPORT_EXTENDED: 2, Source.EXPORT_ACCOUNT: 1}
 # Which source's ms_played and play details are kept (the API gives none).
-DETAIL = {Source.EXPORT_EXTENDED: 3, Source.EXPORT_ACCOUNT: 2, Source.API: 1}
+DETAIL: dict[str, int] = {Source.EXPORT_EXTENDED: 3, Source.EXPORT_ACCOUNT: 2, Source.API: 1}
 DETAIL_FIELDS = (
     "ms_played",
     "reason_start",

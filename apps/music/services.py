@@ -119,7 +119,7 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
         candidates = Track.objects.filter(
             primary_artist_id__in=artist_ids, name_key__in={n for _, n in nameless}
         ).values_list("id", "uri", "primary_artist__name_key", "name_key")
-        for track_id, uri, artist_key, name_key in sorted(
+        for track_id, _uri, artist_key, name_key in sorted(
             candidates, key=lambda row: (is_local_uri(row[1]), row[0])
         ):
             by_name.setdefault((artist_key, name_key), track_id)

@@ -82,6 +82,7 @@ def test_a_track_known_only_by_name_gets_a_deterministic_local_id(user):
     insert_plays(user=user, records=[record])
     track = Track.objects.get()
     assert track.uri.startswith("local:") and len(track.uri) == len("local:") + 40
+    assert track.primary_artist is not None and track.album is not None
     assert (track.primary_artist.name, track.album.name) == ("Example Artist", "Example Album")
 
 
