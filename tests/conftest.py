@@ -130,3 +130,43 @@ def make_play(db: None) -> Callable[..., Play]:
         )
 
     return make
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (`make test` installs it)."""
+    if not os.path.exists(CHROMIUM):
+        missing_service(f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls are still
+    # synchronous, so Django's async-safety guard is lifted for browser tests only.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A fresh browser tab against the live test server; screenshots go to var/screenshots/."""
+    context = browser.new_context(base_url=live_server.url)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> str:
+    """Save a full-page screenshot as a test artifact and return its path."""
+    from django.conf import settings
+
+    folder = settings.BASE_DIR / "var" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = str(folder / f"{name}.png")
+    page.screenshot(path=path, full_page=True)
+    return path
