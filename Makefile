@@ -27,7 +27,7 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(VENV)/bin
 	touch $@ $(VENV)/.base-installed
 
 # First run only: random SECRET_KEY and TOKEN_ENCRYPTION_KEY, kept out of git.
-.env:
+.env: | $(VENV)/.base-installed
 	$(PY) scripts/write_env.py $@
 
 migrate:

@@ -1,0 +1,144 @@
+"""The embedded default end to end: the Procfile's web, worker and beat on SQLite and Celery's
+filesystem broker in a temporary folder, as `make run` starts them."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+def embedded_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.pop("CELERY_BROKER_URL", None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        VAR_DIR=str(tmp_path / "var"),
+        SECRET_KEY="embedded-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        TOKEN_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        WORKER_HEARTBEAT_SECONDS="1",
+        CELERY_CONCURRENCY="1",
+        WEB_CONCURRENCY="1",
+        HOST="127.0.0.1",
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+    except OSError:
+        return 0, {}
+
+
+def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_env, tmp_path):
+    manage(embedded_env, "migrate", "--no-input")
+    assert (tmp_path / "var" / "db.sqlite3").exists()
+    port = free_port()
+    log = (tmp_path / "honcho.log").open("w")
+    honcho = subprocess.Popen(
+        [str(BIN / "honcho"), "start", "--port", str(port), "web", "worker", "beat"],
+        cwd=settings.BASE_DIR,
+        env=embedded_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        health = f"http://127.0.0.1:{port}/healthz"
+        _, body = wait_for(
+            lambda: (r := get_json(health))[0] == 200 and r, 60, "a healthy /healthz"
+        )
+        assert body["database"]["vendor"] == "sqlite"
+        assert body["broker"]["transport"] == "filesystem"
+        assert body["worker"]["ok"] is True
+
+        # A task sent through the broker by another process is run by the worker.
+        manage(
+            embedded_env,
+            "shell",
+            "-c",
+            "from datetime import timedelta; from django.utils import timezone; "
+            "from apps.history.models import LogEvent; "
+            "LogEvent.objects.create(created_at=timezone.now() - timedelta(days=400), "
+            "level=30, logger='e2e', message='ancient')",
+        )
+        manage(
+            embedded_env,
+            "shell",
+            "-c",
+            "from apps.history.tasks import purge_old_log_events; purge_old_log_events.delay()",
+        )
+        count = "from apps.history.models import LogEvent; print(LogEvent.objects.filter(logger='e2e').count())"
+        wait_for(
+            lambda: manage(embedded_env, "shell", "-c", count).splitlines()[-1] == "0",
+            60,
+            "the purge",
+        )
+
+        # Beat copied the code schedule into the database scheduler's tables.
+        names = "from django_celery_beat.models import PeriodicTask; print(sorted(PeriodicTask.objects.values_list('name', flat=True)))"
+        assert "purge-old-log-events" in manage(embedded_env, "shell", "-c", names)
+    finally:
+        os.killpg(honcho.pid, signal.SIGINT)  # what Ctrl-C on `make run` sends
+        try:
+            honcho.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(honcho.pid, signal.SIGKILL)
+            raise
+        log.close()
+    output = (tmp_path / "honcho.log").read_text()
+    assert "Booting worker" in output  # gunicorn
+    assert "celery@" in output and "ready" in output  # the worker
+    assert "beat: Starting" in output
+    assert "SIGKILL" not in output, output[-2000:]  # everything stopped by itself
+    # Every process stopped: nothing is still listening on the port.
+    assert get_json(f"http://127.0.0.1:{port}/healthz")[0] == 0
