@@ -117,7 +117,10 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
             "-c",
             "from apps.history.tasks import purge_old_log_events; purge_old_log_events.delay()",
         )
-        count = "from apps.history.models import LogEvent; print(LogEvent.objects.filter(logger='e2e').count())"
+        count = (
+            "from apps.history.models import LogEvent; "
+            "print(LogEvent.objects.filter(logger='e2e').count())"
+        )
         wait_for(
             lambda: manage(embedded_env, "shell", "-c", count).splitlines()[-1] == "0",
             60,
@@ -125,7 +128,10 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
         )
 
         # Beat copied the code schedule into the database scheduler's tables.
-        names = "from django_celery_beat.models import PeriodicTask; print(sorted(PeriodicTask.objects.values_list('name', flat=True)))"
+        names = (
+            "from django_celery_beat.models import PeriodicTask; "
+            "print(sorted(PeriodicTask.objects.values_list('name', flat=True)))"
+        )
         assert "purge-old-log-events" in manage(embedded_env, "shell", "-c", names)
     finally:
         os.killpg(honcho.pid, signal.SIGINT)  # what Ctrl-C on `make run` sends
