@@ -8,7 +8,7 @@ DATABASE_URL), so the real data is never touched.
 from importlib import import_module
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 # name -> module with run(*, out, options)
@@ -23,12 +23,17 @@ class Command(BaseCommand):
     help = "Run the benchmarks (all by default) in a throwaway database and print the figures."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], default=[])
+        parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
         parser.add_argument("--quick", action="store_true", help="Smaller data, for a smoke run.")
         parser.add_argument("--keepdb", action="store_true", help="Keep the benchmark database.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         names = options["names"] or list(BENCHMARKS)
+        unknown = sorted(set(names) - set(BENCHMARKS))
+        if unknown:
+            raise CommandError(
+                f"Unknown benchmark {', '.join(unknown)}; pick from {', '.join(BENCHMARKS)}."
+            )
         available = {}
         for name in names:
             try:
