@@ -94,6 +94,8 @@ class FakeSpotify:
         self.refresh_tokens: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.log: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        # (time.time() when the request arrived, path, status answered)
+        self.answers: list[tuple[float, str, int]] = []
         self._failures: deque[tuple[str, int, Any, dict[str, str]]] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
@@ -190,6 +192,7 @@ class FakeSpotify:
         with self._lock:
             self.requests.clear()
             self.log.clear()
+            self.answers.clear()
 
     # --- Request handling (called from the server threads) ---
 
@@ -202,6 +205,15 @@ class FakeSpotify:
         return None
 
     def handle(
+        self, method: str, path: str, query: dict[str, str], form: dict[str, str], headers: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        arrived = time.time()
+        status, body, extra = self._answer(method, path, query, form, headers)
+        with self._lock:
+            self.answers.append((arrived, path, status))
+        return status, body, extra
+
+    def _answer(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str], headers: Any
     ) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
