@@ -80,6 +80,10 @@ def serve(history):
     responses.add_callback(responses.GET, RECENT, callback=callback)
 
 
+def query_of(call: object) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(str(call.request.url)).query)  # type: ignore[attr-defined]
+
+
 def plays_every(hours, count, *, start=None):
     start = start or timezone.now().replace(microsecond=306000) - timedelta(minutes=5)
     return [(start - timedelta(hours=hours * i), i) for i in range(count)]
@@ -95,7 +99,7 @@ def test_it_pages_backwards_with_before_until_an_empty_page(user, account):
     assert run.counts["stop_reason"] == "empty_page"
     assert run.counts["requests"] == 4  # 50 + 50 + 20 + the empty page
     assert run.counts["added"] == 120
-    queries = [parse_qs(urlsplit(c.request.url).query) for c in responses.calls]
+    queries = [query_of(c) for c in responses.calls]
     assert "before" not in queries[0]
     assert all(q["limit"] == ["50"] for q in queries)
     assert [int(q["before"][0]) for q in queries[1:]] == sorted(
@@ -120,6 +124,7 @@ def test_it_stops_at_initial_sync_max_days(user, account, settings):
     assert run.counts["stop_reason"] == "max_days"
     assert run.counts["requests"] == 1  # the first 50 hours already reach back 2 days
     earliest = SyncCheckpoint.objects.get(user=user).earliest_played_at
+    assert earliest is not None
     assert timezone.now() - earliest > timedelta(days=2)
     assert timezone.now() - earliest < timedelta(days=2, hours=3)
 
@@ -138,8 +143,10 @@ def test_it_stops_at_initial_sync_max_requests(user, account, settings):
 
 @responses.activate
 def test_it_stops_when_the_oldest_play_does_not_move(user, account):
-    stuck = {"items": [item(timezone.now() - timedelta(minutes=m), m) for m in range(3)]}
-    stuck["next"] = RECENT
+    stuck = {
+        "items": [item(timezone.now() - timedelta(minutes=m), m) for m in range(3)],
+        "next": RECENT,
+    }
     responses.get(RECENT, json=stuck)
 
     run = collection.initial_sync(user=user)
@@ -218,6 +225,4 @@ def test_the_next_poll_asks_after_the_newest_synced_play(user, account):
 
     collection.poll_user(user=user)
 
-    assert parse_qs(urlsplit(responses.calls[0].request.url).query)["after"] == [
-        str(int(newest.timestamp() * 1000))
-    ]
+    assert query_of(responses.calls[0])["after"] == [str(int(newest.timestamp() * 1000))]
