@@ -445,6 +445,7 @@ def _api_error(status: int, message: str) -> tuple[int, Any, dict[str, str]]:
 def _handler(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # answers go out at once, not after a delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
