@@ -86,6 +86,16 @@ class InsertResult:
                 self.latest = max(self.latest or when, when)
 
 
+def truncate_to_precision(when: datetime, source: str) -> datetime:
+    """`when` cut to the precision of a source's times: whole seconds for the extended export,
+    whole minutes for Account Data, unchanged for the API."""
+    if source == Source.EXPORT_EXTENDED:
+        return when.replace(microsecond=0)
+    if source == Source.EXPORT_ACCOUNT:
+        return when.replace(second=0, microsecond=0)
+    return when
+
+
 def _window_overlaps(play_at: datetime, window: tuple[datetime, datetime], source: str) -> bool:
     if source == Source.EXPORT_ACCOUNT:
         return window[0] <= play_at < window[1]
@@ -140,7 +150,10 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
         window = record.match_window(tolerance)
         match = None
         for play in existing[track_id]:
-            if play.played_at == record.played_at:
+            # The same play: the same time at the record's precision. A play merged earlier
+            # keeps the most precise time (API milliseconds), so a re-imported export row
+            # (whole seconds) still finds it.
+            if truncate_to_precision(play.played_at, record.source) == record.played_at:
                 match = play
                 break
             if play.source != record.source and (
