@@ -57,6 +57,7 @@ def test_an_extended_export_imports_every_play_with_exact_counts(user, export_zi
         ("Example Song", 1200, "export_extended"),
     ]
     short = plays.last()
+    assert short is not None
     assert (short.skipped, short.reason_end, short.platform, short.conn_country) == (
         True,
         "fwdbtn",
@@ -109,4 +110,5 @@ def test_extended_episodes_are_their_own_kind(user, export_zip):
     job = run(user, path)
     assert job.plays_added == 1
     track = Track.objects.get()
+    assert track.album is not None
     assert (track.kind, track.uri, track.album.name) == ("episode", "spotify:episode:9", "Show")
