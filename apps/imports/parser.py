@@ -402,14 +402,15 @@ def iter_member(
                         "array of play records."
                     )
                 yield item
-        except ijson.IncompleteJSONError as exc:
-            raise ExportError(
-                f"{member.name} is truncated or not valid JSON (after {position} records): "
-                f"{_short(exc)}."
-            ) from None
         except ijson.JSONError as exc:
+            detail = _short(exc)
+            if "premature EOF" in detail:
+                raise ExportError(
+                    f"{member.name} is truncated: its JSON ends after {position:,} records. "
+                    "Download the export again."
+                ) from None
             raise ExportError(
-                f"{member.name} is not valid JSON (after {position} records): {_short(exc)}."
+                f"{member.name} is not valid JSON (after {position:,} records): {detail}"
             ) from None
         except zipfile.BadZipFile as exc:
             raise ExportError(f"{member.name} is damaged in the ZIP: {exc}.") from None

@@ -150,6 +150,12 @@ def ingest_export(
 ) -> ImportJob:
     """Ingest a claimed (running) job to the end: succeeded, or failed with a clear error."""
     try:
+        try:
+            size = os.path.getsize(job.path)
+        except OSError as exc:
+            raise ExportError(f"The export file could not be read: {exc.strerror}.") from None
+        if size > max_upload_bytes():
+            raise ExportError(too_big_message())
         with open_archive(job.path) as archive:
             contents = inspect_archive(archive)
             ImportJob.objects.filter(pk=job.pk).update(

@@ -13,7 +13,7 @@ import pytest
 
 
 def extended(
-    ts: str,
+    ts: Any,
     track: str | None = "Example Song",
     artist: str | None = "Example Artist",
     album: str | None = "Example Album",
