@@ -112,3 +112,53 @@ def test_extended_episodes_are_their_own_kind(user, export_zip):
     track = Track.objects.get()
     assert track.album is not None
     assert (track.kind, track.uri, track.album.name) == ("episode", "spotify:episode:9", "Show")
+
+
+def test_an_overlapping_export_adds_only_the_new_plays(user, export_zip):
+    first = run(
+        user,
+        export_zip({AUDIO: [extended("2025-03-14T18:00:00Z"), extended("2025-03-14T18:10:00Z")]}),
+    )
+    second = run(
+        user,
+        export_zip(
+            {
+                AUDIO: [
+                    extended("2025-03-14T18:10:00Z"),
+                    extended("2025-03-14T18:20:00Z"),
+                    extended("2025-03-14T18:30:00Z"),
+                ]
+            }
+        ),
+    )
+    assert (first.plays_added, second.plays_added, second.duplicates) == (2, 2, 1)
+    assert Play.objects.for_user(user).count() == 4
+
+
+def test_an_export_overlapping_polled_api_plays_adds_no_duplicates(user, export_zip):
+    from apps.history.ingest import PlayRecord, insert_plays
+    from apps.music.models import Source
+    from apps.music.services import TrackInfo
+
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    insert_plays(
+        user=user,
+        records=[
+            PlayRecord(song, at("2025-03-14T18:23:41.306"), Source.API),
+            PlayRecord(song, at("2025-03-14T18:40:02.5"), Source.API),
+        ],
+    )
+    files = {AUDIO: [extended("2025-03-14T18:23:41Z"), extended("2025-03-14T18:40:00Z")]}
+    job = run(user, export_zip(files))
+    again = run(user, export_zip(files))
+    assert (job.plays_added, job.duplicates, again.plays_added, again.duplicates) == (0, 2, 0, 2)
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.played_at, p.ms_played) for p in plays] == [
+        (at("2025-03-14T18:23:41.306"), 214306),
+        (at("2025-03-14T18:40:02.5"), 214306),
+    ]
