@@ -56,12 +56,11 @@ def test_old_endsong_files_with_decrypted_fields(user, export_zip):
     del old["ip_addr"]
     job = run(user, export_zip({"MyData/endsong_0.json": [old]}))
     assert (job.formats, job.plays_added) == (["extended"], 1)
-    play = Play.objects.get()
-    assert (play.track.name, play.track.primary_artist.name, play.track.album.name) == (
-        "Old Song",
-        "Old Artist",
-        "Old Album",
-    )
+    play = Play.objects.select_related("track__primary_artist", "track__album").get()
+    names = Play.objects.values_list(
+        "track__name", "track__primary_artist__name", "track__album__name"
+    ).get()
+    assert names == ("Old Song", "Old Artist", "Old Album")
     assert play.played_at == datetime(2019, 10, 15, 9, 3, 44, tzinfo=UTC)
 
 
