@@ -318,6 +318,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.history.tasks.purge_old_log_events",
         "schedule": 3600.0,
     },
+    # Send imports left running by a dead worker back to the queue (or fail them after 3 tries).
+    "requeue-stale-imports": {
+        "task": "apps.imports.tasks.requeue_stale_imports",
+        "schedule": 120.0,
+    },
+    # Import new ZIPs dropped in IMPORT_WATCH_DIR/<username>/ (does nothing when it is unset).
+    "scan-import-watch-dir": {
+        "task": "apps.imports.tasks.scan_import_watch_dir",
+        "schedule": 60.0,
+    },
 }
 # Collection (apps.history.collection).
 CELERY_BEAT_SCHEDULE.update(

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from apps.music.models import Album, Artist, Source, Track, TrackArtist
-from apps.music.normalize import is_local_uri, local_track_uri, normalize_name
+from apps.music.normalize import LOCAL_PREFIX, is_local_uri, local_track_uri, normalize_name
 
 
 @dataclass(slots=True)
@@ -146,6 +146,11 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
     if new:
         Track.objects.bulk_create(new.values(), ignore_conflicts=True)
         known.update(Track.objects.filter(uri__in=new).values_list("uri", "id"))
+        real = [t for uri, t in new.items() if not is_local_uri(uri) and t.primary_artist_id]
+        if real:
+            merge_local_tracks(
+                [(known[t.uri], t.primary_artist_id, t.name_key) for t in real]  # type: ignore[misc]
+            )
         credits = [
             TrackArtist(track_id=known[info.resolved_uri], artist=artists[key], position=pos)
             for info in infos
@@ -163,3 +168,72 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
         by_name[info.key] if info.uri is None and info.key in by_name else known[info.resolved_uri]
         for info in infos
     ]
+
+
+def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
+    """Fold `local:` tracks into real ones of the same primary artist and normalised name.
+
+    `real_tracks` holds (track id, primary artist id, name key) of real Spotify tracks. Each
+    local track with the same artist and name key has its plays moved to the real track: a play
+    that is the same play as one already on the real track (see `is_same_play`) is merged into
+    it and removed. The local track is then deleted. Returns the number of local tracks merged.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from apps.history.ingest import DETAIL, DETAIL_FIELDS, PRECISION, is_same_play
+    from apps.history.models import Play
+
+    wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
+    locals_ = [
+        (local_id, wanted[(artist_id, name_key)])
+        for local_id, artist_id, name_key in Track.objects.filter(
+            uri__startswith=LOCAL_PREFIX,
+            primary_artist_id__in={a for a, _ in wanted},
+            name_key__in={n for _, n in wanted},
+        ).values_list("id", "primary_artist_id", "name_key")
+        if (artist_id, name_key) in wanted
+    ]
+    if not locals_:
+        return 0
+    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    for local_id, real_id in locals_:
+        on_real: dict[int, list[Play]] = {}
+        for play in Play.objects.filter(track_id=real_id):
+            on_real.setdefault(play.user_id, []).append(play)
+        moved: list[int] = []
+        for play in Play.objects.filter(track_id=local_id).order_by("pk"):
+            match = next(
+                (
+                    real
+                    for real in on_real.get(play.user_id, [])
+                    if is_same_play(
+                        real.played_at, real.source, play.played_at, play.source, tolerance
+                    )
+                    or is_same_play(
+                        play.played_at, play.source, real.played_at, real.source, tolerance
+                    )
+                ),
+                None,
+            )
+            if match is None:
+                moved.append(play.pk)
+                on_real.setdefault(play.user_id, []).append(play)
+                continue
+            changes: dict[str, object] = {}
+            if PRECISION[play.source] > PRECISION[match.source]:
+                changes["played_at"] = play.played_at
+            if DETAIL[play.source] > DETAIL[match.source]:
+                for name in DETAIL_FIELDS:
+                    value = getattr(play, name)
+                    if value not in (None, ""):
+                        changes[name] = value
+            play.delete()
+            if changes:
+                Play.objects.filter(pk=match.pk).update(**changes)
+                for name, value in changes.items():
+                    setattr(match, name, value)
+        Play.objects.filter(pk__in=moved).update(track_id=real_id)
+        Track.objects.filter(pk=local_id).delete()
+    return len(locals_)
