@@ -334,3 +334,9 @@ INSTALLED_APPS += ["django_mcpz.oauth"]
 # Tool calls per token (or per signed-in user) on /api/tools/*, /mcp/call and /mcp.
 TOOLS_RATE_LIMIT = env.str("TOOLS_RATE_LIMIT", default="120/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tools": TOOLS_RATE_LIMIT}  # type: ignore[assignment]
+SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
+# Tool result schemas come from the registry's msgspec Structs; one Bearer security scheme.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "apps.mcp.api.postprocess_schema",
+]
