@@ -10,4 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("imports/", include("apps.imports.urls")),
+    path("", include("apps.mcp.urls")),
 ]
