@@ -1,0 +1,81 @@
+"""The site's pages for signed-in people. Every read goes through the viewer's own querysets."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods
+
+from apps.accounts import export, selectors, services
+from apps.accounts.forms import DeleteDataForm, TimezoneForm
+from apps.accounts.models import User
+from apps.history.models import Play
+from apps.imports.models import ImportJob
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    status = selectors.collection_status(user=user)
+    return render(request, "accounts/dashboard.html", {"status": status})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = TimezoneForm(request.POST or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Time zone saved: {user.timezone}.")
+        return redirect("settings")
+    status = selectors.collection_status(user=user, recent=0)
+    return render(request, "accounts/settings.html", {"form": form, "status": status})
+
+
+@login_required
+@require_GET
+def export_plays(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
+    if fmt not in export.FORMATS:
+        raise Http404("Unknown export format")
+    user = _user(request)
+    response = StreamingHttpResponse(
+        export.export_lines(user=user, fmt=fmt), content_type=export.FORMATS[fmt]
+    )
+    stamp = timezone.now().strftime("%Y%m%d")
+    filename = f"listening-history-{user.username}-{stamp}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_data(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = DeleteDataForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        deleted = services.delete_user_data(user=user)
+        logout(request)
+        messages.success(
+            request,
+            f"Your account is deleted: {deleted.plays} plays and {deleted.imports} imports are "
+            "gone, with every token and uploaded file.",
+        )
+        return redirect("home")
+    counts = {
+        "plays": Play.objects.for_user(user).count(),
+        "imports": ImportJob.objects.filter(user=user).count(),
+    }
+    return render(request, "accounts/delete_data.html", {"form": form, "counts": counts})
