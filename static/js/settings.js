@@ -19,5 +19,6 @@
   note.hidden = false;
   if (select.value === "UTC" && zone !== "UTC") {
     select.value = zone;
+    document.getElementById("browser-zone-picked").hidden = false;
   }
 })();
