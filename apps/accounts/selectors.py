@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from apps.accounts import spotify
 from apps.accounts.models import EXPIRY_WARNING_DAYS, SpotifyAccount, User
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob
@@ -25,6 +27,12 @@ class CollectionStatus:
     plays_by_source: list[tuple[str, int]]
     recent_runs: list[JobRun]
     recent_imports: list[ImportJob]
+    # The app-wide pause on Spotify calls (rate limit): {"until", "quota", "seconds_left"}.
+    spotify_pause: dict[str, Any] | None
+
+    @property
+    def connected(self) -> bool:
+        return self.account is not None and self.account.refresh_token is not None
 
 
 def expiry_warning(days: int | None) -> int | None:
@@ -60,6 +68,7 @@ def collection_status(*, user: User, recent: int = 5) -> CollectionStatus:
         plays_by_source=by_source,
         recent_runs=list(JobRun.objects.filter(user=user).order_by("-started_at")[:recent]),
         recent_imports=list(ImportJob.objects.filter(user=user).order_by("-created_at")[:recent]),
+        spotify_pause=spotify.rate_limit_status(),
     )
 
 
@@ -74,6 +83,7 @@ class Overview:
     failed_imports: list[ImportJob]
     needs_reauth: list[SpotifyAccount]
     expiring: list[SpotifyAccount]
+    spotify_pause: dict[str, Any] | None
 
 
 def admin_overview(*, limit: int = 10) -> Overview:
@@ -140,4 +150,5 @@ def admin_overview(*, limit: int = 10) -> Overview:
             .select_related(*related)
             .order_by("refresh_expires_at")[:limit]
         ),
+        spotify_pause=spotify.rate_limit_status(),
     )

@@ -8,11 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts import export, selectors, services
 from apps.accounts.forms import DeleteDataForm, TimezoneForm
 from apps.accounts.models import User
+from apps.accounts.spotify import SpotifyError
+from apps.history import collection
 from apps.history.models import Play
 from apps.imports.models import ImportJob
 
@@ -29,6 +31,60 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     status = selectors.collection_status(user=user)
     return render(request, "accounts/dashboard.html", {"status": status})
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """Redirect to the page the button was on (dashboard or settings)."""
+    target = request.POST.get("next", "")
+    return redirect(target if target in ("dashboard", "settings") else default)
+
+
+@login_required
+@require_POST
+def poll_now(request: HttpRequest) -> HttpResponse:
+    try:
+        collection.request_poll(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "A poll is queued: new plays appear here in a minute.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def pause_collection(request: HttpRequest) -> HttpResponse:
+    try:
+        services.pause_collection(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Collection is paused. Nothing is polled until you resume it.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def resume_collection(request: HttpRequest) -> HttpResponse:
+    try:
+        services.resume_collection(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Collection resumed; a poll is queued.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def disconnect_spotify(request: HttpRequest) -> HttpResponse:
+    services.disconnect_spotify(user=_user(request))
+    messages.success(
+        request,
+        "Spotify is disconnected and its tokens are deleted. Your plays stay; connect again to "
+        "resume collecting.",
+    )
+    return _back(request, "settings")
 
 
 @login_required

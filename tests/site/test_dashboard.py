@@ -34,7 +34,9 @@ def test_without_spotify_it_says_nothing_is_collected(client, user):
 
 
 def test_shows_status_last_poll_and_recent_runs_and_imports(client, user, other_user):
-    SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", display_name="Alice S")
+    SpotifyAccount.objects.create(
+        user=user, spotify_id="alice-sp", display_name="Alice S", refresh_token="r"
+    )
     SyncCheckpoint.objects.create(user=user, last_poll_at=timezone.now() - timedelta(minutes=5))
     JobRun.objects.create(user=user, type=JobRun.Type.POLL, status="succeeded", counts={"added": 7})
     JobRun.objects.create(user=other_user, type=JobRun.Type.INITIAL_SYNC, error="bob's error")
@@ -52,7 +54,7 @@ def test_shows_status_last_poll_and_recent_runs_and_imports(client, user, other_
 
 
 def test_paused_account_says_paused(client, user):
-    SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", paused=True)
+    SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", paused=True, refresh_token="r")
     assert '<dd id="collection-state">Paused</dd>' in _body(client, user)
 
 
@@ -82,3 +84,34 @@ def test_expiry_warning_30_then_7_days_ahead(client, user):
     account.refresh_expires_at = timezone.now() + timedelta(days=6, hours=1)
     account.save()
     assert "Spotify access ends in 6 days." in _body(client, user)
+
+
+def test_buttons_match_the_state(client, user):
+    account = SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", refresh_token="r")
+    body = _body(client, user)
+    assert 'id="poll-now"' in body and 'id="pause"' in body and 'id="resume"' not in body
+    account.paused = True
+    account.save()
+    body = _body(client, user)
+    assert 'id="resume"' in body and 'id="poll-now"' not in body and 'id="pause"' not in body
+    account.mark_needs_reauth("invalid_grant")
+    body = _body(client, user)
+    assert 'id="resume"' not in body and 'id="poll-now"' not in body
+
+
+def test_no_collection_buttons_without_spotify(client, user):
+    body = _body(client, user)
+    assert 'id="poll-now"' not in body and 'id="pause"' not in body
+
+
+def test_the_app_wide_spotify_pause_is_shown(client, user):
+    from django.core.cache import cache
+
+    from apps.accounts import spotify
+
+    spotify._pause(120, quota=True)
+    try:
+        body = _body(client, user)
+    finally:
+        cache.delete(spotify.PAUSE_CACHE_KEY)
+    assert "Spotify is out of its daily quota for this service" in body
