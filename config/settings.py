@@ -364,3 +364,19 @@ SPECTACULAR_SETTINGS = {
     "SERVERS": [{"url": SITE_URL}],
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- Assistant tools: MCP, OAuth 2.1 and rate limits ----------------------------------------
+# django-mcpz's OAuth 2.1 authorization server (dynamic client registration, client metadata
+# documents, PKCE) lets ChatGPT apps and Claude connectors connect to /mcp; API tokens
+# (apps.mcp.models.ApiToken) serve everything else.
+
+INSTALLED_APPS += ["django_mcpz.oauth"]
+# Tool calls per token (or per signed-in user) on /api/tools/*, /mcp/call and /mcp.
+TOOLS_RATE_LIMIT = env.str("TOOLS_RATE_LIMIT", default="120/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tools": TOOLS_RATE_LIMIT}  # type: ignore[assignment]
+SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
+# Tool result schemas come from the registry's msgspec Structs; one Bearer security scheme.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "apps.mcp.api.postprocess_schema",
+]
