@@ -32,3 +32,23 @@ class DeleteDataForm(forms.Form):
         if value != self.user.username:
             raise forms.ValidationError("That is not your username; nothing was deleted.")
         return value
+
+
+class WindowForm(forms.Form):
+    """The analytics window: a preset number of days (0 = all time) or custom local dates."""
+
+    days = forms.TypedChoiceField(
+        choices=[(30, "30 days"), (90, "90 days"), (365, "365 days"), (0, "All time")],
+        coerce=int,
+        required=False,
+        empty_value=90,  # type: ignore[arg-type]
+    )
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
