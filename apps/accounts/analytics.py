@@ -180,3 +180,22 @@ def report(*, user: User, window: Window) -> Report:
         timeline_columns=columns(timeline.periods, granularity),
         podcasts=podcasts if podcasts.plays else None,
     )
+
+
+@dataclass(slots=True)
+class History:
+    """All-time coverage and the plays-per-month timeline, for the dashboard."""
+
+    coverage: selectors.Coverage
+    timeline: selectors.Timeline
+    columns: list[Column]
+
+
+def history(*, user: User) -> History:
+    window = selectors.resolve_window(user=user, days=0)
+    timeline = selectors.timeline(user=user, window=window, granularity="month")
+    return History(
+        coverage=selectors.coverage(user=user, window=window),
+        timeline=timeline,
+        columns=columns(timeline.periods, "month"),
+    )

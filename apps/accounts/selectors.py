@@ -23,8 +23,6 @@ class CollectionStatus:
     expiry_days: int | None
     # 30 or 7 when the refresh token expires within that many days, else None.
     expiry_warning: int | None
-    plays_total: int
-    plays_by_source: list[tuple[str, int]]
     recent_runs: list[JobRun]
     recent_imports: list[ImportJob]
     # The app-wide pause on Spotify calls (rate limit): {"until", "quota", "seconds_left"}.
@@ -43,29 +41,15 @@ def expiry_warning(days: int | None) -> int | None:
     return min(within) if within else None
 
 
-def plays_by_source(*, user: User) -> list[tuple[str, int]]:
-    """(source label, plays) for every source, in the order sources are declared."""
-    counts = dict(
-        Play.objects.for_user(user)
-        .values_list("source")
-        .annotate(n=Count("id"))
-        .values_list("source", "n")
-    )
-    return [(label, counts.get(value, 0)) for value, label in Source.choices]
-
-
 def collection_status(*, user: User, recent: int = 5) -> CollectionStatus:
     account = SpotifyAccount.objects.filter(user=user).first()
     checkpoint = SyncCheckpoint.objects.filter(user=user).first()
     days = account.days_until_refresh_expiry() if account else None
-    by_source = plays_by_source(user=user)
     return CollectionStatus(
         account=account,
         checkpoint=checkpoint,
         expiry_days=days,
         expiry_warning=expiry_warning(days) if account and not account.needs_reauth else None,
-        plays_total=sum(n for _, n in by_source),
-        plays_by_source=by_source,
         recent_runs=list(JobRun.objects.filter(user=user).order_by("-started_at")[:recent]),
         recent_imports=list(ImportJob.objects.filter(user=user).order_by("-created_at")[:recent]),
         spotify_pause=spotify.rate_limit_status(),

@@ -30,8 +30,11 @@ def _user(request: HttpRequest) -> User:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    status = selectors.collection_status(user=user)
-    return render(request, "accounts/dashboard.html", {"status": status})
+    context = {
+        "status": selectors.collection_status(user=user),
+        "history": analytics.history(user=user),
+    }
+    return render(request, "accounts/dashboard.html", context)
 
 
 def analytics_context(request: HttpRequest, user: User) -> dict[str, object]:

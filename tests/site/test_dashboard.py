@@ -115,3 +115,24 @@ def test_the_app_wide_spotify_pause_is_shown(client, user):
     finally:
         cache.delete(spotify.PAUSE_CACHE_KEY)
     assert "Spotify is out of its daily quota for this service" in body
+
+
+def test_the_coverage_timeline_shows_months_and_gaps(client, user, make_track, make_play):
+    track = make_track()
+    make_play(user, track, datetime(2025, 1, 10, tzinfo=UTC))
+    make_play(user, track, datetime(2025, 1, 11, tzinfo=UTC))
+    make_play(user, track, datetime(2025, 4, 2, tzinfo=UTC))
+    client.force_login(user)
+    response = client.get(reverse("dashboard"))
+    columns = response.context["history"].columns
+    assert [(c.label, c.value) for c in columns[:4]] == [
+        ("Jan 2025", 2),
+        ("Feb 2025", 0),
+        ("Mar 2025", 0),
+        ("Apr 2025", 1),
+    ]
+    body = " ".join(response.content.decode().split())
+    assert "<title>Feb 2025: no listens</title>" in body
+    assert "<title>Jan 2025: 2 listens</title>" in body
+    assert "2025-01-12" not in body  # dates are written as "12 Jan 2025"
+    assert "12 Jan 2025 to 1 Apr 2025 (80 days)" in body
