@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 GAP_MIN_DAYS = 3
+# Coverage lists at most this many gaps (the longest, in date order), and says how many there are.
+MAX_GAPS = 50
 MAX_LIMIT = 50
 # Below this share of days with data (or this many listens) a result says the data is thin.
 THIN_DAYS_PCT = 50.0
@@ -306,7 +308,11 @@ class Coverage(Result, kw_only=True):
     days_with_data: int
     days_in_window: int
     days_with_data_pct: float
-    gaps: list[Gap]
+    gaps: Annotated[
+        list[Gap],
+        msgspec.Meta(description=f"The {MAX_GAPS} longest gaps of {GAP_MIN_DAYS}+ days, in order."),
+    ]
+    gaps_total: int
     plays_by_source: list[SourceCount]
     short_plays_excluded: int
     podcast_plays_excluded: int
@@ -863,7 +869,8 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
         days_with_data=note.days_with_data,
         days_in_window=note.days_in_window,
         days_with_data_pct=note.days_with_data_pct,
-        gaps=gaps,
+        gaps=sorted(sorted(gaps, key=lambda g: -g.days)[:MAX_GAPS], key=lambda g: g.start),
+        gaps_total=len(gaps),
         plays_by_source=by_source,
         short_plays_excluded=rule_info.short_plays_excluded,
         podcast_plays_excluded=row["podcasts"],

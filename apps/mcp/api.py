@@ -80,6 +80,9 @@ def _openapi(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     schema = {key: _openapi(value) for key, value in schema.items()}
+    enum = schema.get("enum")
+    if isinstance(enum, list) and "type" not in schema and all(isinstance(v, str) for v in enum):
+        schema["type"] = "string"
     options = schema.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         other = next(o for o in options if o != {"type": "null"})
@@ -111,6 +114,7 @@ def _parameters(tool: tools.Tool) -> list[OpenApiParameter]:
         options = prop.pop("anyOf", None)
         if options:  # optional: `X | None` is just X in a query string
             prop.update(next(o for o in options if o != {"type": "null"}))
+        prop = _openapi(prop)
         description = prop.pop("description", "")[:MAX_PARAMETER_DESCRIPTION]
         prop.pop("title", None)
         if prop.get("default", "") is None:

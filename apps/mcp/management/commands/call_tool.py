@@ -20,7 +20,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--user", required=True, help="The username the tool acts for.")
         parser.add_argument(
-            "--args", default="{}", help="Arguments as JSON, e.g. '{\"days\": 30}'."
+            "--args",
+            dest="tool_args",
+            default="{}",
+            help="Arguments as JSON, e.g. '{\"days\": 30}'.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -29,7 +32,7 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise CommandError(f"No user named {options['user']!r}.") from None
         try:
-            arguments = json.loads(options["args"])
+            arguments = json.loads(options["tool_args"])
         except ValueError as exc:
             raise CommandError(f"--args is not valid JSON: {exc}") from None
         try:
