@@ -203,6 +203,21 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A strict Content Security Policy on every response (config/security.py): only the project's own
+# static files, no inline script or style. `form-action` is left out on purpose: sign-in forms
+# redirect to Spotify and OAuth consent redirects to the assistant's own callback.
+MIDDLEWARE += ["config.security.ContentSecurityPolicyMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 # --- Spotify tokens -------------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). `make run` writes one

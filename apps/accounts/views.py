@@ -1,0 +1,171 @@
+"""The site's pages for signed-in people. Every read goes through the viewer's own querysets."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts import analytics, export, selectors, services
+from apps.accounts.forms import DeleteDataForm, TimezoneForm, WindowForm
+from apps.accounts.models import User
+from apps.accounts.spotify import SpotifyError
+from apps.history import collection
+from apps.history.models import Play
+from apps.history.selectors import QueryError, resolve_window
+from apps.imports.models import ImportJob
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    context = {
+        "status": selectors.collection_status(user=user),
+        "history": analytics.history(user=user),
+    }
+    return render(request, "accounts/dashboard.html", context)
+
+
+def analytics_context(request: HttpRequest, user: User) -> dict[str, object]:
+    """The window picker and the report for `user` over the window asked for in the query."""
+    form = WindowForm(request.GET or None)
+    days, start, end = 90, None, None
+    if form.is_bound and form.is_valid():
+        days = form.cleaned_data["days"]
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+    window_error = ""
+    try:
+        window = resolve_window(user=user, days=days, start=start, end=end)
+    except QueryError as exc:
+        window_error = str(exc)
+        window = resolve_window(user=user, days=90)
+        start = end = None
+    return {
+        "form": form,
+        "presets": analytics.PRESETS,
+        "current_days": days,
+        "custom": bool(start or end),
+        "window_error": window_error,
+        "report": analytics.report(user=user, window=window),
+    }
+
+
+@login_required
+@require_GET
+def analytics_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "analytics/analytics.html", analytics_context(request, _user(request)))
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """Redirect to the page the button was on (dashboard or settings)."""
+    target = request.POST.get("next", "")
+    return redirect(target if target in ("dashboard", "settings") else default)
+
+
+@login_required
+@require_POST
+def poll_now(request: HttpRequest) -> HttpResponse:
+    try:
+        collection.request_poll(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "A poll is queued: new plays appear here in a minute.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def pause_collection(request: HttpRequest) -> HttpResponse:
+    try:
+        services.pause_collection(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Collection is paused. Nothing is polled until you resume it.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def resume_collection(request: HttpRequest) -> HttpResponse:
+    try:
+        services.resume_collection(user=_user(request))
+    except SpotifyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Collection resumed; a poll is queued.")
+    return _back(request, "dashboard")
+
+
+@login_required
+@require_POST
+def disconnect_spotify(request: HttpRequest) -> HttpResponse:
+    services.disconnect_spotify(user=_user(request))
+    messages.success(
+        request,
+        "Spotify is disconnected and its tokens are deleted. Your plays stay; connect again to "
+        "resume collecting.",
+    )
+    return _back(request, "settings")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = TimezoneForm(request.POST or None, instance=user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Time zone saved: {user.timezone}.")
+        return redirect("settings")
+    status = selectors.collection_status(user=user, recent=0)
+    return render(request, "accounts/settings.html", {"form": form, "status": status})
+
+
+@login_required
+@require_GET
+def export_plays(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
+    if fmt not in export.FORMATS:
+        raise Http404("Unknown export format")
+    user = _user(request)
+    response = StreamingHttpResponse(
+        export.export_lines(user=user, fmt=fmt), content_type=export.FORMATS[fmt]
+    )
+    stamp = timezone.now().strftime("%Y%m%d")
+    filename = f"listening-history-{user.username}-{stamp}.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete_data(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    form = DeleteDataForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        deleted = services.delete_user_data(user=user)
+        logout(request)
+        messages.success(
+            request,
+            f"Your account is deleted: {deleted.plays} plays and {deleted.imports} imports are "
+            "gone, with every token and uploaded file.",
+        )
+        return redirect("home")
+    counts = {
+        "plays": Play.objects.for_user(user).count(),
+        "imports": ImportJob.objects.filter(user=user).count(),
+    }
+    return render(request, "accounts/delete_data.html", {"form": form, "counts": counts})
