@@ -200,21 +200,19 @@ def _finish(run: JobRun, *, status: str, counts: dict[str, Any], error: str = ""
     run.save()
 
 
-@transaction.atomic
 def _record_failure(run: JobRun, checkpoint: SyncCheckpoint, exc: Exception, counts: dict) -> None:
-    checkpoint.last_poll_at = timezone.now()
-    checkpoint.consecutive_errors += 1
-    checkpoint.last_error = str(exc)
-    checkpoint.save(update_fields=["last_poll_at", "consecutive_errors", "last_error"])
-    _finish(run, status=JobRun.Status.FAILED, counts=counts, error=str(exc))
-    transaction.on_commit(
-        lambda: logger.warning(
-            "%s of %s failed: %s",
-            run.get_type_display(),
-            run.user,
-            exc,
-            extra={"user": run.user_id, "job_run": run.pk, "store": True},
-        )
+    with transaction.atomic():
+        checkpoint.last_poll_at = timezone.now()
+        checkpoint.consecutive_errors += 1
+        checkpoint.last_error = str(exc)
+        checkpoint.save(update_fields=["last_poll_at", "consecutive_errors", "last_error"])
+        _finish(run, status=JobRun.Status.FAILED, counts=counts, error=str(exc))
+    logger.warning(
+        "%s of %s failed: %s",
+        run.get_type_display(),
+        run.user,
+        exc,
+        extra={"user": run.user_id, "job_run": run.pk, "store": True},
     )
 
 

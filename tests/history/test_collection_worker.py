@@ -140,3 +140,52 @@ def test_the_fan_out_queues_due_users_only(celery_worker, fake_spotify, connect_
         JobRun.objects.filter(type=JobRun.Type.POLL).values_list("user__username", flat=True)
     )
     assert polled == {"due"}
+
+
+def test_another_process_respects_the_pause_set_by_this_one(
+    transactional_db, redis_url, fake_spotify, connect_fake, user, settings
+):
+    import os
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from tests.conftest import missing_service
+
+    if connection.vendor != "postgresql":
+        missing_service("needs PostgreSQL: a second process can't see SQLite's test database")
+    connect_fake(user)
+    fake_spotify.fail_next(
+        "/v1/me/player/recently-played",
+        429,
+        {"error": {"status": 429}},
+        headers={"Retry-After": "60"},
+    )
+    with pytest.raises(spotify.SpotifyRateLimited):
+        collection.poll_user(user=user)
+    assert fake_spotify.count() == 1
+
+    # A separate process (another worker) on the same database and Redis: it makes no call.
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        + "/"
+        + connection.settings_dict["NAME"],
+        "REDIS_URL": redis_url,
+        "SPOTIFY_API_BASE_URL": fake_spotify.url,
+        "SPOTIFY_ACCOUNTS_BASE_URL": fake_spotify.url,
+        "SPOTIFY_CLIENT_ID": fake_spotify.client_id,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "poll_now", "--user", user.username],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1
+    assert "Spotify is rate-limiting this app; calls are paused until" in result.stderr
+    assert fake_spotify.count() == 1

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.spotify import SpotifyNotRegistered
 from apps.history import collection
-from apps.history.models import JobRun, Play, SyncCheckpoint
+from apps.history.models import JobRun, LogEvent, Play, SyncCheckpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,8 @@ def test_an_allow_list_403_is_recorded_with_what_to_do(user, connect_fake, fake_
     assert run.status == JobRun.Status.FAILED
     assert "User Management" in run.error
     assert SyncCheckpoint.objects.get(user=user).consecutive_errors == 1
+    event = LogEvent.objects.get(user=user, job_run=run)
+    assert "allow-list" in event.message
 
 
 def test_a_poll_follows_next_until_every_new_play_is_in(user, connect_fake, fake_spotify):
