@@ -73,8 +73,11 @@ def too_big_message() -> str:
 # --- Creating jobs ----------------------------------------------------------------------------
 
 
-def create_upload_job(*, user: User, upload: UploadedFile) -> ImportJob:
-    """Store an uploaded ZIP and queue its ingest once the job is committed."""
+def create_upload_job(
+    *, user: User, upload: UploadedFile, job: ImportJob | None = None
+) -> ImportJob:
+    """Store an uploaded ZIP and queue its ingest once the job is committed. `job` is an unsaved
+    job to fill (the admin's add form), else a new one."""
     if upload.size is not None and upload.size > max_upload_bytes():
         raise ExportError(too_big_message())
     digest = hashlib.sha256()
@@ -82,11 +85,39 @@ def create_upload_job(*, user: User, upload: UploadedFile) -> ImportJob:
         digest.update(chunk)
     upload.seek(0)
     name = Path(upload.name or "export.zip").name
-    job = ImportJob(user=user, original_name=name, size=upload.size or 0, sha256=digest.hexdigest())
+    job = job if job is not None else ImportJob()
+    job.user = user
+    job.original_name = name
+    job.size = upload.size or 0
+    job.sha256 = digest.hexdigest()
     job.file.save(name, upload, save=False)
     job.save()
     queue_import(job)
     return job
+
+
+def retry_job(*, job: ImportJob) -> bool:
+    """Run a failed job again from the start (its plays were removed when it failed)."""
+    reset = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.FAILED).update(
+        status=ImportJob.Status.PENDING,
+        error="",
+        records_total=None,
+        records_processed=0,
+        records_seen=0,
+        plays_added=0,
+        duplicates=0,
+        skipped={},
+        earliest_play=None,
+        latest_play=None,
+        bytes_processed=0,
+        play_id_floor=None,
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+    )
+    if reset:
+        queue_import(job)
+    return bool(reset)
 
 
 def create_local_job(*, user: User, path: str | os.PathLike[str], queue: bool = True) -> ImportJob:
