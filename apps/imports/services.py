@@ -46,8 +46,6 @@ from apps.music.models import Source
 
 logger = logging.getLogger(__name__)
 
-# Records per write: each batch is one transaction with the job's progress.
-BATCH_SIZE = 20_000
 EXPORT_SOURCES = (Source.EXPORT_EXTENDED, Source.EXPORT_ACCOUNT)
 
 
@@ -264,6 +262,7 @@ def _read_batches(
     """The export's records in batches of one source, skipping the first `resume_from` (already
     committed by an earlier run). Raises ExportError for a whole-file fault."""
     max_records = settings.IMPORT_MAX_RECORDS
+    batch_size = settings.IMPORT_BATCH_SIZE
     normaliser = Normaliser()
     batch: list[PlayRecord] = []
     skips: dict[str, int] = {}
@@ -292,7 +291,7 @@ def _read_batches(
             except SkipRecord as skip:
                 skips[skip.reason] = skips.get(skip.reason, 0) + 1
                 bad_times += skip.reason == "invalid_timestamp"
-            if in_batch >= BATCH_SIZE:
+            if in_batch >= batch_size:
                 if position > max_records:
                     raise ExportError(_too_many_records(max_records))
                 yield _Batch(batch, skips, position, bytes_done + box[0].bytes_read)
