@@ -233,13 +233,15 @@ _TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _END_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
 
 
-def _when(value: Any, pattern: re.Pattern[str], fmt: str, latest: datetime) -> datetime:
+def _when(value: Any, pattern: re.Pattern[str], latest: datetime) -> datetime:
     if type(value) is not str or not pattern.fullmatch(value):
         raise SkipRecord("invalid_timestamp")
     try:
-        when = datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        when = datetime.fromisoformat(value)
     except ValueError:
         raise SkipRecord("invalid_timestamp") from None
+    if when.tzinfo is None:  # Account Data's endTime: UTC without a suffix
+        when = when.replace(tzinfo=UTC)
     if when < EARLIEST or when > latest:
         raise SkipRecord("date_out_of_range")
     return when
@@ -262,7 +264,7 @@ class Normaliser:
     latest: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=1))
 
     def extended(self, raw: dict[str, Any]) -> PlayRecord:
-        played_at = _when(raw.get("ts"), _TS, "%Y-%m-%dT%H:%M:%SZ", self.latest)
+        played_at = _when(raw.get("ts"), _TS, self.latest)
         ms_played = _ms(raw.get("ms_played"))
         track_name = _text(raw.get("master_metadata_track_name"))
         track_uri = _optional_text(raw.get("spotify_track_uri"))
@@ -316,7 +318,7 @@ class Normaliser:
         return record
 
     def account_music(self, raw: dict[str, Any]) -> PlayRecord:
-        played_at = _when(raw.get("endTime"), _END_TIME, "%Y-%m-%d %H:%M", self.latest)
+        played_at = _when(raw.get("endTime"), _END_TIME, self.latest)
         ms_played = _ms(raw.get("msPlayed"))
         name = _text(raw.get("trackName"))
         if not name:
@@ -327,7 +329,7 @@ class Normaliser:
         )
 
     def account_podcast(self, raw: dict[str, Any]) -> PlayRecord:
-        played_at = _when(raw.get("endTime"), _END_TIME, "%Y-%m-%d %H:%M", self.latest)
+        played_at = _when(raw.get("endTime"), _END_TIME, self.latest)
         ms_played = _ms(raw.get("msPlayed"))
         name = _text(raw.get("episodeName"))
         if not name:

@@ -9,18 +9,22 @@ removes the plays it added, so nothing half-written stays.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import queue
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -42,8 +46,6 @@ from apps.music.models import Source
 
 logger = logging.getLogger(__name__)
 
-# Records per write: each batch is one transaction with the job's progress.
-BATCH_SIZE = 20_000
 EXPORT_SOURCES = (Source.EXPORT_EXTENDED, Source.EXPORT_ACCOUNT)
 
 
@@ -69,8 +71,11 @@ def too_big_message() -> str:
 # --- Creating jobs ----------------------------------------------------------------------------
 
 
-def create_upload_job(*, user: User, upload: UploadedFile) -> ImportJob:
-    """Store an uploaded ZIP and queue its ingest once the job is committed."""
+def create_upload_job(
+    *, user: User, upload: UploadedFile, job: ImportJob | None = None
+) -> ImportJob:
+    """Store an uploaded ZIP and queue its ingest once the job is committed. `job` is an unsaved
+    job to fill (the admin's add form), else a new one."""
     if upload.size is not None and upload.size > max_upload_bytes():
         raise ExportError(too_big_message())
     digest = hashlib.sha256()
@@ -78,11 +83,39 @@ def create_upload_job(*, user: User, upload: UploadedFile) -> ImportJob:
         digest.update(chunk)
     upload.seek(0)
     name = Path(upload.name or "export.zip").name
-    job = ImportJob(user=user, original_name=name, size=upload.size or 0, sha256=digest.hexdigest())
+    job = job if job is not None else ImportJob()
+    job.user = user
+    job.original_name = name
+    job.size = upload.size or 0
+    job.sha256 = digest.hexdigest()
     job.file.save(name, upload, save=False)
     job.save()
     queue_import(job)
     return job
+
+
+def retry_job(*, job: ImportJob) -> bool:
+    """Run a failed job again from the start (its plays were removed when it failed)."""
+    reset = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.FAILED).update(
+        status=ImportJob.Status.PENDING,
+        error="",
+        records_total=None,
+        records_processed=0,
+        records_seen=0,
+        plays_added=0,
+        duplicates=0,
+        skipped={},
+        earliest_play=None,
+        latest_play=None,
+        bytes_processed=0,
+        play_id_floor=None,
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+    )
+    if reset:
+        queue_import(job)
+    return bool(reset)
 
 
 def create_local_job(*, user: User, path: str | os.PathLike[str], queue: bool = True) -> ImportJob:
@@ -215,53 +248,57 @@ class _Counts:
         self.latest: datetime | None = job.latest_play
 
 
-def _ingest(
-    job: ImportJob,
-    archive: zipfile.ZipFile,
-    contents: ExportContents,
-    progress: Callable[[ImportJob], None] | None,
-) -> None:
-    resume_from = job.records_processed
-    counts = _Counts(job)
+@dataclass
+class _Batch:
+    records: list[PlayRecord]
+    skips: dict[str, int]
+    position: int  # records read from the export up to the end of this batch
+    bytes_now: int
+
+
+def _read_batches(
+    archive: zipfile.ZipFile, contents: ExportContents, resume_from: int
+) -> Iterator[_Batch]:
+    """The export's records in batches of one source, skipping the first `resume_from` (already
+    committed by an earlier run). Raises ExportError for a whole-file fault."""
     max_records = settings.IMPORT_MAX_RECORDS
+    batch_size = settings.IMPORT_BATCH_SIZE
     normaliser = Normaliser()
     batch: list[PlayRecord] = []
-    batch_skips: dict[str, int] = {}
-    position = 0  # records read from the export so far, this run included
+    skips: dict[str, int] = {}
+    in_batch = 0
+    position = 0
     bytes_done = 0
-
-    def flush(bytes_now: int) -> None:
-        nonlocal batch, batch_skips
-        _write_batch(job, batch, batch_skips, counts, position, bytes_now)
-        batch, batch_skips = [], {}
-        if progress:
-            progress(job)
-
     for member in contents.members:
         normalise: Callable[[dict[str, Any]], PlayRecord] = normaliser.function_for(member.format)
         source = SOURCE_OF[member.format]
         if batch and batch[0].source != source:
-            flush(bytes_done)
+            yield _Batch(batch, skips, position, bytes_done)
+            batch, skips, in_batch = [], {}, 0
         box: list[Any] = []
-        items = recognised = bad_times = 0
+        items = bad_times = 0
+        append = batch.append
         for raw in iter_member(archive, member, box):
             position += 1
-            if position > max_records:
-                raise ExportError(
-                    f"The export holds more than {max_records:,} records "
-                    "(IMPORT_MAX_RECORDS); it was refused."
-                )
             if position <= resume_from:
+                if position > max_records:
+                    raise ExportError(_too_many_records(max_records))
                 continue
             items += 1
+            in_batch += 1
             try:
-                batch.append(normalise(raw))
-                recognised += 1
+                append(normalise(raw))
             except SkipRecord as skip:
-                batch_skips[skip.reason] = batch_skips.get(skip.reason, 0) + 1
+                skips[skip.reason] = skips.get(skip.reason, 0) + 1
                 bad_times += skip.reason == "invalid_timestamp"
-            if len(batch) + sum(batch_skips.values()) >= BATCH_SIZE:
-                flush(bytes_done + box[0].bytes_read)
+            if in_batch >= batch_size:
+                if position > max_records:
+                    raise ExportError(_too_many_records(max_records))
+                yield _Batch(batch, skips, position, bytes_done + box[0].bytes_read)
+                batch, skips, in_batch = [], {}, 0
+                append = batch.append
+        if position > max_records:
+            raise ExportError(_too_many_records(max_records))
         if items and bad_times == items:
             raise ExportError(
                 f"{member.name} does not look like a Spotify streaming history: none of "
@@ -269,8 +306,67 @@ def _ingest(
                 f"{'ts' if source == Source.EXPORT_EXTENDED else 'endTime'} time."
             )
         bytes_done += member.size
-    if batch or batch_skips:
-        flush(bytes_done)
+    if in_batch:
+        yield _Batch(batch, skips, position, bytes_done)
+
+
+def _too_many_records(limit: int) -> str:
+    return f"The export holds more than {limit:,} records (IMPORT_MAX_RECORDS); it was refused."
+
+
+_DONE = object()
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """Read the next batch in a thread while this one is written: parsing (Python) and the
+    database (waiting on the server, the GIL released) overlap. One batch is held ahead."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 (handed to the writer, which raises it)
+            ahead.put(exc)
+
+    reader = threading.Thread(target=produce, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.2)
+        reader.join()
+
+
+def _ingest(
+    job: ImportJob,
+    archive: zipfile.ZipFile,
+    contents: ExportContents,
+    progress: Callable[[ImportJob], None] | None,
+) -> None:
+    counts = _Counts(job)
+    for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
+        _write_batch(job, batch.records, batch.skips, counts, batch.position, batch.bytes_now)
+        if progress:
+            progress(job)
 
 
 def _write_batch(
@@ -283,6 +379,11 @@ def _write_batch(
 ) -> None:
     """Insert one batch and record the job's progress in the same transaction."""
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The batch and its progress commit together, so a commit lost to a server crash
+            # is redone by the rerun: no need to wait for the WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         result = insert_plays(user=job.user, records=batch) if batch else None
         if result is not None:
             counts.added += result.added

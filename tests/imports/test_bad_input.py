@@ -22,9 +22,9 @@ GOOD = [extended("2024-03-14T18:23:41Z"), extended("2024-03-14T18:30:00Z", uri="
 
 
 @pytest.fixture(autouse=True)
-def small_batches(monkeypatch):
+def small_batches(settings):
     # Two records per batch: the good file's plays are committed before the bad file is read.
-    monkeypatch.setattr(services, "BATCH_SIZE", 2)
+    settings.IMPORT_BATCH_SIZE = 2
 
 
 def run_bytes(user, tmp_path, content: bytes) -> ImportJob:
