@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -218,7 +219,7 @@ def cases(today: date) -> list[tuple[str, str, dict[str, Any]]]:
         "b_start": str(half + timedelta(days=1)),
         "b_end": str(today),
     }
-    result = []
+    result: list[tuple[str, str, dict[str, Any]]] = []
     for name in tools.TOOLS:
         if not name.startswith("history_"):
             continue
@@ -268,8 +269,8 @@ def run(*, out: Any, options: dict[str, Any]) -> None:
         assert check.status_code == 200, check.content[:500]
         for name, label, args in cases(today):
             tools.call(name, caller=user, args=args)  # warm up
-            s50, s95 = _timed(lambda n=name, a=args: tools.call(n, caller=user, args=a))
-            h50, h95 = _timed(lambda n=name, a=args: client.get(f"/api/tools/{n}", a, headers=auth))
+            s50, s95 = _timed(partial(tools.call, name, caller=user, args=args))
+            h50, h95 = _timed(partial(client.get, f"/api/tools/{name}", args, headers=auth))
             goal = target(name, label)
             flag = "" if s50 <= goal else "  MISSED"
             if flag:
