@@ -171,6 +171,8 @@ class TrackTotal(models.Model):
     unknown_ms_plays = models.PositiveIntegerField(default=0)
     ms_long = models.BigIntegerField(default=0)
     ms_short = models.BigIntegerField(default=0)
+    first_play_at = models.DateTimeField(null=True)
+    first_listen_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [

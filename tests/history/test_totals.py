@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
 from apps.history import totals
@@ -25,6 +25,8 @@ def expected_tracks() -> set[tuple[Any, ...]]:
         unknown=Count("id", filter=Q(ms_played__isnull=True)),
         long=Coalesce(Sum("ms_played", filter=Q(ms_played__gte=MIN)), 0),
         short_ms=Coalesce(Sum("ms_played", filter=Q(ms_played__lt=MIN)), 0),
+        first=Min("played_at"),
+        first_listen=Min("played_at", filter=Q(ms_played__gte=MIN) | Q(ms_played=None)),
     )
     return {tuple(r.values()) for r in rows}
 
@@ -32,7 +34,15 @@ def expected_tracks() -> set[tuple[Any, ...]]:
 def actual_tracks() -> set[tuple[Any, ...]]:
     return set(
         TrackTotal.objects.values_list(
-            "user_id", "track_id", "plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_short"
+            "user_id",
+            "track_id",
+            "plays",
+            "short_plays",
+            "unknown_ms_plays",
+            "ms_long",
+            "ms_short",
+            "first_play_at",
+            "first_listen_at",
         )
     )
 
