@@ -11,12 +11,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts import analytics, assistants, export, selectors, services
-from apps.accounts.forms import DeleteDataForm, TimezoneForm, TokenForm, WindowForm
+from apps.accounts.forms import DeleteDataForm, TimezoneForm, TokenForm
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyError
 from apps.history import collection
 from apps.history.models import Play
-from apps.history.selectors import QueryError, resolve_window
 from apps.imports.models import ImportJob
 from apps.mcp import selectors as token_selectors
 from apps.mcp import services as token_services
@@ -39,34 +38,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
-def analytics_context(request: HttpRequest, user: User) -> dict[str, object]:
-    """The window picker and the report for `user` over the window asked for in the query."""
-    form = WindowForm(request.GET or None)
-    days, start, end = 90, None, None
-    if form.is_bound and form.is_valid():
-        days = form.cleaned_data["days"]
-        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-    window_error = ""
-    try:
-        window = resolve_window(user=user, days=days, start=start, end=end)
-    except QueryError as exc:
-        window_error = str(exc)
-        window = resolve_window(user=user, days=90)
-        start = end = None
-    return {
-        "form": form,
-        "presets": analytics.PRESETS,
-        "current_days": days,
-        "custom": bool(start or end),
-        "window_error": window_error,
-        "report": analytics.report(user=user, window=window),
-    }
-
-
 @login_required
 @require_GET
 def analytics_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "analytics/analytics.html", analytics_context(request, _user(request)))
+    context = analytics.page_context(request.GET, user=_user(request))
+    return render(request, "analytics/analytics.html", context)
 
 
 @login_required
