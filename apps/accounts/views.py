@@ -20,6 +20,8 @@ from apps.imports.models import ImportJob
 from apps.mcp import selectors as token_selectors
 from apps.mcp import services as token_services
 
+NEW_TOKEN_KEY = "assistants:new-token"  # noqa: S105 (a session key)
+
 
 def _user(request: HttpRequest) -> User:
     user = request.user
@@ -48,19 +50,20 @@ def analytics_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def assistants_page(request: HttpRequest) -> HttpResponse:
-    """Tokens and the settings each assistant needs. A new token's value is in this response
-    only: it is rendered once, never stored in plain text, and the page is not cached."""
+    """Tokens and the settings each assistant needs. A new token's value goes through the
+    session to the page the POST redirects to, which takes it out again: it is shown once, a
+    reload neither shows it again nor creates a second token, and the page is not cached."""
     user = _user(request)
     form = TokenForm(request.POST or None)
-    new_token = None
     if request.method == "POST" and form.is_valid():
         try:
             token, value = token_services.create_token(user=user, name=form.cleaned_data["name"])
         except token_services.TokenError as exc:
             form.add_error("name", str(exc))
         else:
-            new_token = {"name": token.name, "value": value}
-            form = TokenForm()
+            request.session[NEW_TOKEN_KEY] = {"name": token.name, "value": value}
+            return redirect("assistants")
+    new_token = request.session.pop(NEW_TOKEN_KEY, None)
     token_value = new_token["value"] if new_token else None
     context = {
         "form": form,

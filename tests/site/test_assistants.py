@@ -18,7 +18,8 @@ def _text(response):
 
 def test_a_new_token_is_shown_once_and_stored_as_a_digest(client, user):
     client.force_login(user)
-    response = client.post(reverse("assistants"), {"name": "ChatGPT"})
+    response = client.post(reverse("assistants"), {"name": "ChatGPT"}, follow=True)
+    assert response.redirect_chain == [(reverse("assistants"), 302)]
     assert response["Cache-Control"] == "no-store"
     value = response.context["new_token"]["value"]
     body = _text(response)
