@@ -4,11 +4,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from django.utils import timezone
 
-from apps.accounts import services, spotify
+from apps.accounts import analytics, services, spotify
 from apps.accounts.models import SpotifyAccount, User
 from apps.history import collection
 from apps.history.models import Play
@@ -169,6 +173,28 @@ class UserAdmin(BaseUserAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         _warn_about_pause(request)
         return super().changelist_view(request, extra_context)
+
+    # The per-user analytics page, linked from the change page's object tools
+    # (templates/admin/accounts/user/change_form.html).
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.analytics_view)
+        return [
+            path("<int:user_id>/analytics/", view, name="accounts_user_analytics"),
+            *super().get_urls(),
+        ]
+
+    def analytics_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        subject = get_object_or_404(User, pk=user_id)
+        context = {
+            **self.admin_site.each_context(request),
+            **analytics.page_context(request.GET, user=subject),
+            "opts": self.opts,
+            "original": subject,
+            "title": f"Listening analytics of {subject.username}",
+        }
+        return TemplateResponse(request, "admin/accounts/user/analytics.html", context)
 
 
 @admin.register(SpotifyAccount)

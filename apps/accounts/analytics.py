@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from django.http import QueryDict
+
+from apps.accounts.forms import WindowForm
 from apps.accounts.models import User
 from apps.history import selectors
 from apps.history.selectors import Window
@@ -199,3 +202,28 @@ def history(*, user: User) -> History:
         timeline=timeline,
         columns=columns(timeline.periods, "month"),
     )
+
+
+def page_context(query: QueryDict, *, user: User) -> dict[str, object]:
+    """The window picker and the report for `user`, over the window the query string asks for
+    (`days`, or `start`/`end`); a bad window falls back to 90 days and says why."""
+    form = WindowForm(query or None)
+    days, start, end = 90, None, None
+    if form.is_bound and form.is_valid():
+        days = form.cleaned_data["days"]
+        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
+    window_error = ""
+    try:
+        window = selectors.resolve_window(user=user, days=days, start=start, end=end)
+    except selectors.QueryError as exc:
+        window_error = str(exc)
+        window = selectors.resolve_window(user=user, days=90)
+        start = end = None
+    return {
+        "form": form,
+        "presets": PRESETS,
+        "current_days": days,
+        "custom": bool(start or end),
+        "window_error": window_error,
+        "report": report(user=user, window=window),
+    }

@@ -52,3 +52,11 @@ class WindowForm(forms.Form):
         if start and end and start > end:
             raise forms.ValidationError("The start date is after the end date.")
         return data
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        label="Token name",
+        help_text="Say which assistant will use it, e.g. “ChatGPT” or “Claude Code on my laptop”.",
+    )

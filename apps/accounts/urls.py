@@ -5,6 +5,9 @@ from apps.accounts import views
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("analytics/", views.analytics_page, name="analytics"),
+    path("assistants/", views.assistants_page, name="assistants"),
+    path("assistants/tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke_token"),
+    path("assistants/apps/<int:client_id>/revoke/", views.revoke_client, name="revoke_client"),
     path("settings/", views.settings_page, name="settings"),
     path("settings/export.<str:fmt>", views.export_plays, name="export_plays"),
     path("settings/delete/", views.delete_data, name="delete_data"),

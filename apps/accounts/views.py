@@ -10,14 +10,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts import analytics, export, selectors, services
-from apps.accounts.forms import DeleteDataForm, TimezoneForm, WindowForm
+from apps.accounts import analytics, assistants, export, selectors, services
+from apps.accounts.forms import DeleteDataForm, TimezoneForm, TokenForm
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyError
 from apps.history import collection
 from apps.history.models import Play
-from apps.history.selectors import QueryError, resolve_window
 from apps.imports.models import ImportJob
+from apps.mcp import selectors as token_selectors
+from apps.mcp import services as token_services
+
+NEW_TOKEN_KEY = "assistants:new-token"  # noqa: S105 (a session key)
 
 
 def _user(request: HttpRequest) -> User:
@@ -37,34 +40,66 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/dashboard.html", context)
 
 
-def analytics_context(request: HttpRequest, user: User) -> dict[str, object]:
-    """The window picker and the report for `user` over the window asked for in the query."""
-    form = WindowForm(request.GET or None)
-    days, start, end = 90, None, None
-    if form.is_bound and form.is_valid():
-        days = form.cleaned_data["days"]
-        start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-    window_error = ""
-    try:
-        window = resolve_window(user=user, days=days, start=start, end=end)
-    except QueryError as exc:
-        window_error = str(exc)
-        window = resolve_window(user=user, days=90)
-        start = end = None
-    return {
-        "form": form,
-        "presets": analytics.PRESETS,
-        "current_days": days,
-        "custom": bool(start or end),
-        "window_error": window_error,
-        "report": analytics.report(user=user, window=window),
-    }
-
-
 @login_required
 @require_GET
 def analytics_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "analytics/analytics.html", analytics_context(request, _user(request)))
+    context = analytics.page_context(request.GET, user=_user(request))
+    return render(request, "analytics/analytics.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def assistants_page(request: HttpRequest) -> HttpResponse:
+    """Tokens and the settings each assistant needs. A new token's value goes through the
+    session to the page the POST redirects to, which takes it out again: it is shown once, a
+    reload neither shows it again nor creates a second token, and the page is not cached."""
+    user = _user(request)
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, value = token_services.create_token(user=user, name=form.cleaned_data["name"])
+        except token_services.TokenError as exc:
+            form.add_error("name", str(exc))
+        else:
+            request.session[NEW_TOKEN_KEY] = {"name": token.name, "value": value}
+            return redirect("assistants")
+    new_token = request.session.pop(NEW_TOKEN_KEY, None)
+    token_value = new_token["value"] if new_token else None
+    context = {
+        "form": form,
+        "new_token": new_token,
+        "tokens": token_selectors.user_tokens(user=user),
+        "clients": token_selectors.authorized_clients(user=user),
+        "urls": assistants.urls(),
+        "instructions": assistants.GPT_INSTRUCTIONS,
+        "prompts": assistants.EXAMPLE_PROMPTS,
+        "claude_code": assistants.claude_code_command(token_value),
+        "cursor": assistants.cursor_config(token_value),
+    }
+    response = render(request, "accounts/assistants.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
+    if token_services.revoke_token(user=_user(request), token_id=token_id):
+        messages.success(request, "Token revoked: assistants using it can no longer call.")
+    else:
+        messages.error(request, "No such active token.")
+    return redirect("assistants")
+
+
+@login_required
+@require_POST
+def revoke_client(request: HttpRequest, client_id: int) -> HttpResponse:
+    revoked = token_services.revoke_oauth_client(user=_user(request), client_id=client_id)
+    if revoked:
+        messages.success(request, "Access revoked: that assistant must be authorised again.")
+    else:
+        messages.error(request, "That assistant holds no access to revoke.")
+    return redirect("assistants")
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:

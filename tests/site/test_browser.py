@@ -114,3 +114,127 @@ def test_the_csp_is_enforced_so_an_injected_inline_script_is_reported(page, live
     )
     assert page.evaluate("window.ran") is None
     assert csp_violations(problems)
+
+
+@pytest.fixture
+def listening_history(user, other_user, make_track, make_play):
+    """Alice within the last 30 days: Radiohead 3 listens on Fridays at 21:00 UTC, Massive
+    Attack 2 on Sundays at 09:00 UTC; and 2 more Radiohead plays 200 days ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.now().astimezone(UTC).date()
+
+    def last(weekday: int, weeks: int, hour: int) -> datetime:
+        day = today - timedelta(days=(today.weekday() - weekday) % 7 or 7, weeks=weeks)
+        return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+    pa = make_track("Paranoid Android", "Radiohead", "OK Computer")
+    td = make_track("Teardrop", "Massive Attack", "Mezzanine")
+    for weeks in range(3):
+        make_play(user, pa, last(4, weeks, 21))
+    for weeks in range(2):
+        make_play(user, td, last(6, weeks, 9))
+    for weeks in (28, 29):
+        make_play(user, pa, last(4, weeks, 21))
+    for weeks in range(4):
+        make_play(other_user, td, last(0, weeks, 3))
+    return user
+
+
+def _cell(page, weekday: str, hour: int) -> str:
+    row = page.locator("#heatmap tbody tr", has=page.locator(f"th:text-is('{weekday}')"))
+    return row.locator("td").nth(hour).inner_text()
+
+
+def test_analytics_heatmap_top_lists_and_window_picker(page, live_server, listening_history):
+    problems = watch_console(page)
+    sign_in(page, "alice", "pw-alice-123")
+    page.click("nav >> text=Analytics")
+    page.click("#window-picker >> text=30 days")
+    assert page.text_content("#total-listens") == "5"
+    assert _cell(page, "Fri", 21) == "3"
+    assert _cell(page, "Sun", 9) == "2"
+    assert _cell(page, "Mon", 3) == ""  # bob's plays are not alice's
+    artists = page.locator("#top-artists .bar-label").all_inner_texts()
+    assert artists == ["Radiohead", "Massive Attack"]
+    assert page.locator("#top-artists .bar-value").all_inner_texts() == ["3 · 60.0%", "2 · 40.0%"]
+    screenshot(page, "analytics-30-days")
+    page.click("#window-picker >> text=365 days")
+    page.wait_for_url("**/analytics/?days=365")
+    assert page.text_content("#total-listens") == "7"
+    assert _cell(page, "Fri", 21) == "5"
+    screenshot(page, "analytics-365-days")
+    assert csp_violations(problems) == []
+
+
+def test_a_token_from_the_assistants_page_calls_mcp(page, live_server, listening_history):
+    import asyncio
+    import threading
+
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    problems = watch_console(page)
+    sign_in(page, "alice", "pw-alice-123")
+    page.click("nav >> text=Assistants")
+    page.fill("input[name=name]", "Claude Code")
+    page.click("#token-form button[type=submit]")
+    token = page.input_value("#token-value")
+    assert token.startswith("shk_")
+    assert token in page.input_value("#cursor-config")
+    screenshot(page, "assistants-token-once")
+    page.reload()
+    assert page.locator("#token-value").count() == 0
+    assert "Claude Code" in page.text_content("#token-list")
+
+    results = {}
+
+    def call() -> None:
+        async def main() -> None:
+            http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+            async with (
+                http,
+                Client(
+                    streamable_http_client(f"{live_server.url}/mcp", http_client=http)
+                ) as client,
+            ):
+                results["top"] = await client.call_tool("history_top_artists", {"days": 30})
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(60)
+    top = results["top"].structured_content
+    assert [(a["name"], a["listens"]) for a in top["artists"]] == [
+        ("Radiohead", 3),
+        ("Massive Attack", 2),
+    ]
+    screenshot(page, "assistants")
+    assert csp_violations(problems) == []
+
+
+def test_admin_pages_pass_the_csp(browser, live_server, listening_history, admin_user):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    problems = watch_console(page)
+    sign_in(page, "admin", "password")
+    for path, name in [
+        ("/admin/", "admin-overview"),
+        (f"/admin/accounts/user/{listening_history.pk}/change/", "admin-user"),
+        (f"/admin/accounts/user/{listening_history.pk}/analytics/?days=30", "admin-analytics"),
+        ("/admin/history/logevent/", "admin-logs"),
+        ("/admin/history/logevent/purge/", "admin-logs-purge"),
+        ("/admin/history/play/", "admin-plays"),
+    ]:
+        response = page.goto(path)
+        assert response.status == 200, path
+        screenshot(page, name)
+    assert page.locator("#overview").count() == 0  # the last page is not the index
+    page.goto("/admin/")
+    assert "Users (3)" in page.text_content("#overview-users")
+    assert csp_violations(problems) == []
+    context.close()
