@@ -132,7 +132,9 @@ def test_the_home_page_offers_sign_in_with_spotify(browser_client, fake_spotify)
 
 def test_without_a_client_id_there_is_no_spotify_button(browser_client, settings):
     settings.SPOTIFY_CLIENT_ID = ""
-    assert "Sign in with Spotify" not in browser_client.get("/").content.decode()
+    page = browser_client.get("/").content.decode()
+    assert "Sign in with Spotify" not in page
+    assert "Spotify sign-in is not set up on this server yet" in page
 
 
 def test_a_refused_authorization_signs_nobody_in(browser_client, fake_spotify):
