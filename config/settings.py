@@ -203,6 +203,21 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# A strict Content Security Policy on every response (config/security.py): only the project's own
+# static files, no inline script or style. `form-action` is left out on purpose: sign-in forms
+# redirect to Spotify and OAuth consent redirects to the assistant's own callback.
+MIDDLEWARE += ["config.security.ContentSecurityPolicyMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'self'",
+    "frame-ancestors": "'none'",
+}
 
 # --- Spotify tokens -------------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation). `make run` writes one
@@ -243,6 +258,8 @@ IMPORT_MAX_UNCOMPRESSED_MB = env.int("IMPORT_MAX_UNCOMPRESSED_MB", default=4096)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 IMPORT_KEEP_SENSITIVE = env.bool("IMPORT_KEEP_SENSITIVE", default=False)
 IMPORT_WATCH_DIR = env.str("IMPORT_WATCH_DIR", default="")
+# Records per write; each batch commits with the job's progress.
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=20_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -318,6 +335,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.history.tasks.purge_old_log_events",
         "schedule": 3600.0,
     },
+    # Send imports left running by a dead worker back to the queue (or fail them after 3 tries).
+    "requeue-stale-imports": {
+        "task": "apps.imports.tasks.requeue_stale_imports",
+        "schedule": 120.0,
+    },
+    # Import new ZIPs dropped in IMPORT_WATCH_DIR/<username>/ (does nothing when it is unset).
+    "scan-import-watch-dir": {
+        "task": "apps.imports.tasks.scan_import_watch_dir",
+        "schedule": 60.0,
+    },
 }
 # Collection (apps.history.collection).
 CELERY_BEAT_SCHEDULE.update(
@@ -349,3 +376,19 @@ SPECTACULAR_SETTINGS = {
     "SERVERS": [{"url": SITE_URL}],
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- Assistant tools: MCP, OAuth 2.1 and rate limits ----------------------------------------
+# django-mcpz's OAuth 2.1 authorization server (dynamic client registration, client metadata
+# documents, PKCE) lets ChatGPT apps and Claude connectors connect to /mcp; API tokens
+# (apps.mcp.models.ApiToken) serve everything else.
+
+INSTALLED_APPS += ["django_mcpz.oauth"]
+# Tool calls per token (or per signed-in user) on /api/tools/*, /mcp/call and /mcp.
+TOOLS_RATE_LIMIT = env.str("TOOLS_RATE_LIMIT", default="120/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tools": TOOLS_RATE_LIMIT}  # type: ignore[assignment]
+SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
+# Tool result schemas come from the registry's msgspec Structs; one Bearer security scheme.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "apps.mcp.api.postprocess_schema",
+]

@@ -1,6 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
+from apps.accounts import analytics
 from apps.accounts.models import SpotifyAccount, User
 from apps.accounts.spotify_admin import (
     COLLECTION_ACTIONS,
@@ -29,6 +35,28 @@ class UserAdmin(CollectionColumnsMixin, BaseUserAdmin):
     list_select_related = ["spotify", "sync_checkpoint"]
     actions = COLLECTION_ACTIONS
     fieldsets = (*BaseUserAdmin.fieldsets, ("Listening", {"fields": ["timezone"]}))  # type: ignore[misc]
+
+    # The per-user analytics page, linked from the change page's object tools
+    # (templates/admin/accounts/user/change_form.html).
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.analytics_view)
+        return [
+            path("<int:user_id>/analytics/", view, name="accounts_user_analytics"),
+            *super().get_urls(),
+        ]
+
+    def analytics_view(self, request: HttpRequest, user_id: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        subject = get_object_or_404(User, pk=user_id)
+        context = {
+            **self.admin_site.each_context(request),
+            **analytics.page_context(request.GET, user=subject),
+            "opts": self.opts,
+            "original": subject,
+            "title": f"Listening analytics of {subject.username}",
+        }
+        return TemplateResponse(request, "admin/accounts/user/analytics.html", context)
 
 
 @admin.register(SpotifyAccount)

@@ -1,8 +1,24 @@
-from django.contrib import admin
-from django.core.paginator import Paginator
-from django.utils.functional import cached_property
+import logging
+from typing import Any
 
+from django import forms
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+
+from apps.history import services
 from apps.history.models import JobRun, LogEvent, Play, SyncCheckpoint
+
+LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 
 
 class BoundedCountPaginator(Paginator):
@@ -79,17 +95,79 @@ class JobRunAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "error", "task_id"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
-    readonly_fields = ["type", "task_id", "started_at", "finished_at", "counts", "error"]
+    readonly_fields = [
+        "type",
+        "task_id",
+        "started_at",
+        "finished_at",
+        "counts",
+        "error",
+        "log_lines",
+    ]
     paginator = BoundedCountPaginator
     show_full_result_count = False
+
+    @admin.display(description="log lines")
+    def log_lines(self, obj: JobRun) -> str:
+        url = reverse("admin:history_logevent_changelist") + f"?job={obj.pk}"
+        return format_html('<a href="{}">Log lines of this run</a>', url)
+
+
+class LevelFilter(admin.SimpleListFilter):
+    title = "level"
+    parameter_name = "level"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(level), logging.getLevelName(level)) for level in LOG_LEVELS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in {str(level) for level in LOG_LEVELS}:
+            return queryset.filter(level=int(self.value()))  # type: ignore[arg-type]
+        return queryset
+
+
+class JobFilter(admin.SimpleListFilter):
+    """By kind of job, or one job run by id (the JobRun page links here with `?job=<id>`)."""
+
+    title = "job"
+    parameter_name = "job"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("none", "No job"), *JobRun.Type.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == "none":
+            return queryset.filter(job_run__isnull=True)
+        if value in JobRun.Type.values:
+            return queryset.filter(job_run__type=value)
+        if value and value.isdigit():
+            return queryset.filter(job_run_id=int(value))
+        return queryset
+
+
+class PurgeForm(forms.Form):
+    days = forms.IntegerField(
+        min_value=0, label="Delete log lines older than this many days", initial=30
+    )
 
 
 @admin.register(LogEvent)
 class LogEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "level_name", "logger", "message", "user", "request_id"]
-    list_filter = ["level", "logger", "created_at"]
-    search_fields = ["message", "logger", "request_id", "user__username"]
-    list_select_related = ["user"]
+    """The log viewer: filters by level, logger, user, job and time; search on the message; and a
+    purge of lines older than N days (the retention task does the same every hour)."""
+
+    list_display = ["created_at", "level_name", "logger", "short_message", "user", "job_link"]
+    list_filter = [
+        LevelFilter,
+        "logger",
+        ("user", admin.RelatedOnlyFieldListFilter),
+        JobFilter,
+        "created_at",
+    ]
+    search_fields = ["message", "request_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["user", "job_run"]
     raw_id_fields = ["user", "job_run"]
     readonly_fields = [
         "created_at",
@@ -103,7 +181,62 @@ class LogEventAdmin(admin.ModelAdmin):
     ]
     paginator = BoundedCountPaginator
     show_full_result_count = False
+    change_list_template = "admin/history/logevent/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     @admin.display(description="level", ordering="level")
     def level_name(self, obj: LogEvent) -> str:
         return obj.level_name
+
+    @admin.display(description="message")
+    def short_message(self, obj: LogEvent) -> str:
+        first_line = obj.message.split("\n", 1)[0]
+        return first_line if len(first_line) <= 160 else first_line[:159] + "…"
+
+    @admin.display(description="job", ordering="job_run")
+    def job_link(self, obj: LogEvent) -> str:
+        if obj.job_run_id is None:
+            return "-"
+        url = reverse("admin:history_jobrun_change", args=[obj.job_run_id])
+        return format_html('<a href="{}">{}</a>', url, obj.job_run)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "can_purge": self.has_delete_permission(request)}
+        return super().changelist_view(request, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        purge = self.admin_site.admin_view(self.purge_view)
+        return [
+            path("purge/", purge, name="history_logevent_purge"),
+            *super().get_urls(),
+        ]
+
+    def purge_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_delete_permission(request):
+            raise PermissionDenied
+        form = PurgeForm(request.POST or None, initial={"days": settings.LOG_RETENTION_DAYS})
+        if request.method == "POST" and form.is_valid():
+            days = form.cleaned_data["days"]
+            deleted = services.purge_log_events(older_than_days=days)
+            self.message_user(
+                request, f"Deleted {deleted} log line{pluralize(deleted)} older than {days} days."
+            )
+            return redirect("admin:history_logevent_changelist")
+        days = form.cleaned_data["days"] if form.is_bound and form.is_valid() else None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Purge old log lines",
+            "form": form,
+            "retention_days": settings.LOG_RETENTION_DAYS,
+            "total": LogEvent.objects.count(),
+            "days": days,
+        }
+        return TemplateResponse(request, "admin/history/logevent/purge.html", context)

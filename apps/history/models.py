@@ -154,3 +154,59 @@ class LogEvent(models.Model):
         import logging
 
         return logging.getLevelName(self.level)
+
+
+class TrackTotal(models.Model):
+    """All-time sums of one user's plays of one track, kept exact by `apps.history.rollups` in
+    the same transaction as the plays. All-time analysis reads these rows instead of every play.
+
+    Short plays are those with a known `ms_played` under `min_ms` (LISTEN_MIN_MS when counted).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    track = models.ForeignKey(Track, on_delete=models.CASCADE)
+    min_ms = models.PositiveIntegerField()
+    plays = models.PositiveIntegerField(default=0)
+    short_plays = models.PositiveIntegerField(default=0)
+    unknown_ms_plays = models.PositiveIntegerField(default=0)
+    ms_long = models.BigIntegerField(default=0)
+    ms_short = models.BigIntegerField(default=0)
+    first_play_at = models.DateTimeField(null=True)
+    first_listen_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "track"], name="tracktotal_unique_user_track")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.track_id}: {self.plays}"
+
+
+class HourTotal(models.Model):
+    """One user's plays in one UTC hour, kept exact like TrackTotal. Heatmaps, timelines and
+    days with data come from these rows for zones whose offsets are whole hours."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    hour = models.DateTimeField()
+    min_ms = models.PositiveIntegerField()
+    plays = models.PositiveIntegerField(default=0)  # every kind and length
+    podcast_plays = models.PositiveIntegerField(default=0)
+    api_plays = models.PositiveIntegerField(default=0)
+    extended_plays = models.PositiveIntegerField(default=0)
+    account_plays = models.PositiveIntegerField(default=0)
+    music_plays = models.PositiveIntegerField(default=0)
+    music_short = models.PositiveIntegerField(default=0)
+    music_unknown_ms = models.PositiveIntegerField(default=0)
+    music_ms_long = models.BigIntegerField(default=0)
+    music_ms_short = models.BigIntegerField(default=0)
+    # Track durations standing in for the unknown ms_played of API plays.
+    music_ms_estimated = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "hour"], name="hourtotal_unique_user_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.hour:%Y-%m-%d %H}: {self.plays}"

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "imports": "apps.imports.bench",
     "polling": "apps.history.bench",
     "tools": "apps.mcp.bench",
+    "admin": "apps.accounts.bench",
 }
 
 

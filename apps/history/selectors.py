@@ -1,0 +1,1284 @@
+"""The analysis queries: every number the tools, the site's charts and the admin show.
+
+Each function takes the user, a `Window` (from `resolve_window`) and the counting rule, runs its
+aggregation in SQL through the one per-user queryset, and returns a msgspec Struct. The same
+Structs are the tools' result types, so their JSON Schemas come from here.
+
+The rules applied everywhere (MISSION.md, "Rules of the data"):
+
+- a play is a *listen* when `ms_played >= LISTEN_MIN_MS`, or when `ms_played` is unknown (API
+  plays: Spotify lists only plays over 30 s); `include_short=True` counts every play;
+- *minutes* are the sum of `ms_played`, or of the track's duration for API plays, and are flagged
+  as estimated when any play's duration was used;
+- music statistics leave podcast episodes and audiobook chapters out;
+- a play counts for its track's primary artist (the first API artist, or the export's album
+  artist); artists and albums are keyed by normalised name;
+- windows, day boundaries, weekdays and hours are in the user's IANA zone (or `tz`), DST
+  included; all stored times are UTC.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from django.conf import settings
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import (
+    Coalesce,
+    ExtractHour,
+    ExtractIsoWeekDay,
+    ExtractYear,
+    TruncDate,
+)
+from django.utils import timezone
+
+from apps.history.models import JobRun, Play, SyncCheckpoint
+from apps.music.models import Artist, Source, Track
+from apps.music.normalize import normalize_name
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+GAP_MIN_DAYS = 3
+# Coverage lists at most this many gaps (the longest, in date order), and says how many there are.
+MAX_GAPS = 50
+MAX_LIMIT = 50
+# Below this share of days with data (or this many listens) a result says the data is thin.
+THIN_DAYS_PCT = 50.0
+THIN_LISTENS = 50
+
+Granularity = Literal["day", "week", "month"]
+EntityType = Literal["artist", "track"]
+
+
+class QueryError(ValueError):
+    """A request the analysis can't answer as asked; the message says what to change."""
+
+
+# --- Windows and the counting rule ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A span of local calendar days in a zone; `start_at`/`end_at` are its UTC instants.
+
+    `start_date`/`end_date` are inclusive local dates; `start_at` is inclusive and `end_at`
+    exclusive (local midnight after `end_date`). None on either side means unbounded.
+    """
+
+    tz: zoneinfo.ZoneInfo
+    start_date: date | None
+    end_date: date | None
+    today: date
+
+    @property
+    def start_at(self) -> datetime | None:
+        return local_midnight(self.start_date, self.tz) if self.start_date else None
+
+    @property
+    def end_at(self) -> datetime | None:
+        if self.end_date is None:
+            return None
+        return local_midnight(self.end_date + timedelta(days=1), self.tz)
+
+    @property
+    def days(self) -> int | None:
+        if self.start_date is None or self.end_date is None:
+            return None
+        return (self.end_date - self.start_date).days + 1
+
+    def info(self) -> WindowInfo:
+        return WindowInfo(
+            start=self.start_date, end=self.end_date, days=self.days, tz=str(self.tz.key)
+        )
+
+
+def local_midnight(day: date, tz: zoneinfo.ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def get_zone(name: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise QueryError(
+            f"Unknown time zone {name!r}: use an IANA name such as Europe/Paris."
+        ) from None
+
+
+def resolve_window(
+    *,
+    user: User,
+    days: int | None = 90,
+    start: date | None = None,
+    end: date | None = None,
+    tz: str | None = None,
+    now: datetime | None = None,
+) -> Window:
+    """The window a call asks for, in `tz` (default the user's zone).
+
+    `start`/`end` are inclusive local dates and win over `days`; either may be left out (open
+    start: all time until `end`; open end: until today). Otherwise `days=N` is today and the
+    N-1 days before it, and `days=0` (or None) is all time.
+    """
+    zone = get_zone(tz or user.timezone)
+    today = (now or timezone.now()).astimezone(zone).date()
+    if start is not None or end is not None:
+        if start is not None and end is not None and start > end:
+            raise QueryError(f"start ({start}) is after end ({end}).")
+        return Window(tz=zone, start_date=start, end_date=end or today, today=today)
+    if days is None or days == 0:
+        return Window(tz=zone, start_date=None, end_date=None, today=today)
+    if days < 0:
+        raise QueryError("days must be 0 (all time) or a positive number of days.")
+    return Window(tz=zone, start_date=today - timedelta(days=days - 1), end_date=today, today=today)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What counts as a listen."""
+
+    include_short: bool = False
+    min_ms_played: int = 0
+
+    @classmethod
+    def default(cls, include_short: bool = False) -> Rule:
+        return cls(include_short=include_short, min_ms_played=settings.LISTEN_MIN_MS)
+
+    @property
+    def listen_q(self) -> Q:
+        if self.include_short:
+            return Q()
+        return Q(ms_played__gte=self.min_ms_played) | Q(ms_played__isnull=True)
+
+    @property
+    def short_q(self) -> Q:
+        return Q(ms_played__lt=self.min_ms_played)
+
+
+# --- Result types (also the tools' output schemas) --------------------------------------------
+
+
+class WindowInfo(msgspec.Struct, kw_only=True):
+    start: date | None = None
+    end: date | None = None
+    days: int | None = None
+    tz: str
+
+
+class RuleInfo(msgspec.Struct, kw_only=True):
+    min_ms_played: int
+    include_short: bool
+    short_plays_excluded: int
+    description: str
+
+
+class CoverageNote(msgspec.Struct, kw_only=True):
+    days_with_data: int
+    days_in_window: int
+    days_with_data_pct: float
+    first_play: datetime | None = None
+    last_play: datetime | None = None
+    thin: bool
+    note: str
+
+
+class Result(msgspec.Struct, kw_only=True):
+    """What every analysis result carries."""
+
+    window: WindowInfo
+    rule: RuleInfo
+    as_of: datetime
+    coverage: CoverageNote
+
+
+class Totals(msgspec.Struct, kw_only=True):
+    listens: int
+    minutes: float
+    minutes_estimated: Annotated[
+        bool,
+        msgspec.Meta(description="True when some minutes come from track durations (API plays)."),
+    ]
+    unique_tracks: int
+    unique_artists: int
+
+
+class ArtistRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    listens: int
+    minutes: float
+    share_pct: float
+    spotify_uri: str | None = None
+
+
+class TrackRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    artist: str | None = None
+    album: str | None = None
+    listens: int
+    minutes: float
+    share_pct: float
+    spotify_uri: str | None = None
+
+
+class AlbumRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    artist: str | None = None
+    listens: int
+    minutes: float
+    share_pct: float
+
+
+class TopArtists(Result, kw_only=True):
+    totals: Totals
+    artists: list[ArtistRank]
+
+
+class TopTracks(Result, kw_only=True):
+    totals: Totals
+    tracks: list[TrackRank]
+
+
+class TopAlbums(Result, kw_only=True):
+    totals: Totals
+    albums: list[AlbumRank]
+
+
+class Heatmap(Result, kw_only=True):
+    listens: int
+    weekdays: list[str]
+    hours: list[int]
+    matrix: Annotated[
+        list[list[int]],
+        msgspec.Meta(description="7 rows (Monday..Sunday) of 24 listen counts (hours 0..23)."),
+    ]
+    weekday_totals: list[int]
+    hour_totals: list[int]
+    peak_weekday: str | None = None
+    peak_hour: int | None = None
+
+
+class DayRepeat(msgspec.Struct, kw_only=True):
+    track: str
+    artist: str | None = None
+    date: date
+    listens: int
+
+
+class RepeatRate(Result, kw_only=True):
+    listens: int
+    unique_tracks: int
+    repeat_rate: Annotated[float, msgspec.Meta(description="listens / unique tracks")]
+    repeated_tracks: Annotated[int, msgspec.Meta(description="Tracks heard more than once.")]
+    repeat_listens_pct: Annotated[
+        float, msgspec.Meta(description="Share of listens going to tracks heard more than once.")
+    ]
+    most_replayed: list[TrackRank]
+    biggest_day_repeat: DayRepeat | None = None
+
+
+class Gap(msgspec.Struct, kw_only=True):
+    start: date
+    end: date
+    days: int
+
+
+class SourceCount(msgspec.Struct, kw_only=True):
+    source: str
+    label: str
+    plays: int
+
+
+class Coverage(Result, kw_only=True):
+    first_play_overall: datetime | None = None
+    last_play_overall: datetime | None = None
+    first_play_in_window: datetime | None = None
+    last_play_in_window: datetime | None = None
+    plays_in_window: int
+    days_with_data: int
+    days_in_window: int
+    days_with_data_pct: float
+    gaps: Annotated[
+        list[Gap],
+        msgspec.Meta(description=f"The {MAX_GAPS} longest gaps of {GAP_MIN_DAYS}+ days, in order."),
+    ]
+    gaps_total: int
+    plays_by_source: list[SourceCount]
+    short_plays_excluded: int
+    podcast_plays_excluded: int
+    last_successful_poll: datetime | None = None
+    note: str
+
+
+class DiscoveredArtist(msgspec.Struct, kw_only=True):
+    name: str
+    first_listen: datetime
+    listens: int
+
+
+class TasteSummary(Result, kw_only=True):
+    totals: Totals
+    top_artists: list[ArtistRank]
+    top_tracks: list[TrackRank]
+    repeat_rate: float
+    peak_weekday: str | None = None
+    peak_hour: int | None = None
+    discovered_artists_count: int
+    discovered_artists: list[DiscoveredArtist]
+
+
+class ShowRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    plays: int
+    episodes: int
+    minutes: float
+
+
+class EpisodeRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    show: str | None = None
+    plays: int
+    minutes: float
+
+
+class TopPodcasts(Result, kw_only=True):
+    plays: int
+    minutes: float
+    minutes_estimated: bool
+    shows: list[ShowRank]
+    episodes: list[EpisodeRank]
+
+
+class YearCount(msgspec.Struct, kw_only=True):
+    year: int
+    listens: int
+    minutes: float
+
+
+class EntityMatch(msgspec.Struct, kw_only=True):
+    name: str
+    artist: str | None = None
+    listens: int
+
+
+class EntityStats(Result, kw_only=True):
+    query: str
+    type: EntityType
+    found: bool
+    match: EntityMatch | None = None
+    alternatives: list[EntityMatch]
+    listens: int
+    minutes: float
+    minutes_estimated: bool
+    first_listen: datetime | None = None
+    last_listen: datetime | None = None
+    by_year: list[YearCount]
+    top_tracks: list[TrackRank]
+
+
+class PeriodSummary(msgspec.Struct, kw_only=True):
+    window: WindowInfo
+    totals: Totals
+    top_artists: list[ArtistRank]
+
+
+class RankMove(msgspec.Struct, kw_only=True):
+    name: str
+    rank_a: int
+    rank_b: int
+    rank_change: Annotated[int, msgspec.Meta(description="Positive: climbed.")]
+    listens_a: int
+    listens_b: int
+
+
+class ArtistListens(msgspec.Struct, kw_only=True):
+    name: str
+    listens: int
+
+
+class Change(msgspec.Struct, kw_only=True):
+    listens: int
+    listens_pct: float | None = None
+    minutes: float
+    minutes_pct: float | None = None
+    unique_artists: int
+    unique_tracks: int
+
+
+class ComparePeriods(msgspec.Struct, kw_only=True):
+    a: PeriodSummary
+    b: PeriodSummary
+    change: Change
+    risers: list[RankMove]
+    fallers: list[RankMove]
+    new_artists: list[ArtistListens]
+    vanished_artists: list[ArtistListens]
+    rule: RuleInfo
+    as_of: datetime
+    coverage: CoverageNote
+
+
+class Period(msgspec.Struct, kw_only=True):
+    start: date
+    listens: int
+    minutes: float
+
+
+class Timeline(Result, kw_only=True):
+    granularity: Granularity
+    listens: int
+    minutes: float
+    minutes_estimated: bool
+    periods: list[Period]
+
+
+# --- Querysets ----------------------------------------------------------------------------------
+
+MUSIC = Track.Kind.MUSIC
+PODCAST_KINDS = (Track.Kind.EPISODE, Track.Kind.CHAPTER)
+PLAYED_MS = Coalesce(F("ms_played"), F("track__duration_ms"), Value(0))
+
+
+def window_plays(user: User, window: Window) -> QuerySet[Play]:
+    """The user's plays of every kind inside the window."""
+    plays = Play.objects.for_user(user)
+    if window.start_at is not None:
+        plays = plays.filter(played_at__gte=window.start_at)
+    if window.end_at is not None:
+        plays = plays.filter(played_at__lt=window.end_at)
+    return plays
+
+
+def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
+    """The music plays in the window that count under the rule."""
+    return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
+
+
+def _minutes(ms: int | None) -> float:
+    return round((ms or 0) / 60_000, 1)
+
+
+def _pct(part: float, whole: float) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(f"limit must be between 1 and {MAX_LIMIT}.")
+    return limit
+
+
+def _totals(listens: QuerySet[Play]) -> Totals:
+    row = listens.aggregate(
+        listens=Count("id"),
+        ms=Sum(PLAYED_MS),
+        estimated=Count("id", filter=Q(ms_played__isnull=True)),
+        tracks=Count("track_id", distinct=True),
+        artists=Count("track__primary_artist_id", distinct=True),
+    )
+    return Totals(
+        listens=row["listens"],
+        minutes=_minutes(row["ms"]),
+        minutes_estimated=row["estimated"] > 0,
+        unique_tracks=row["tracks"],
+        unique_artists=row["artists"],
+    )
+
+
+def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
+    if rule.include_short:
+        short = 0
+        text = "Every music play counts, short ones included."
+    else:
+        short = window_plays(user, window).filter(rule.short_q, track__kind=MUSIC).count()
+        text = (
+            f"A play counts as a listen from {rule.min_ms_played // 1000} s, or when Spotify "
+            "gave no duration (API plays list only plays over 30 s)."
+        )
+    return RuleInfo(
+        min_ms_played=rule.min_ms_played,
+        include_short=rule.include_short,
+        short_plays_excluded=short,
+        description=text,
+    )
+
+
+def _local_dates(plays: QuerySet[Play], tz: zoneinfo.ZoneInfo) -> list[date]:
+    return sorted(
+        plays.annotate(day=TruncDate("played_at", tzinfo=tz))
+        .values_list("day", flat=True)
+        .distinct()
+        .order_by()
+    )
+
+
+def _span(
+    user: User, window: Window
+) -> tuple[date | None, date | None, datetime | None, datetime | None]:
+    """The local dates a window covers (an open side is clipped to the data), and the first and
+    last play overall."""
+    bounds = Play.objects.for_user(user).aggregate(first=Min("played_at"), last=Max("played_at"))
+    first, last = bounds["first"], bounds["last"]
+    start = window.start_date
+    end = window.end_date
+    if start is None and first is not None:
+        start = first.astimezone(window.tz).date()
+    if end is None:
+        end = window.today if last is None else max(window.today, last.astimezone(window.tz).date())
+    return start, end, first, last
+
+
+def _coverage_note(user: User, window: Window, dates: list[date] | None = None) -> CoverageNote:
+    start, end, first, last = _span(user, window)
+    if dates is None:
+        dates = _local_dates(window_plays(user, window), window.tz)
+    days_in_window = (end - start).days + 1 if start and end else 0
+    with_data = len(dates)
+    pct = _pct(with_data, days_in_window)
+    thin = with_data == 0 or pct < THIN_DAYS_PCT
+    if first is None:
+        note = "No plays stored yet: connect Spotify or import your Spotify data export."
+    elif with_data == 0:
+        note = "No plays in this window; the data runs from {} to {}.".format(
+            first.astimezone(window.tz).date(), last.astimezone(window.tz).date() if last else "?"
+        )
+    elif thin:
+        note = (
+            f"Thin data: plays on {with_data} of {days_in_window} days ({pct}%). Answers may "
+            "under-count; importing the Spotify export (Extended Streaming History) fills gaps."
+        )
+    else:
+        note = f"Plays on {with_data} of {days_in_window} days ({pct}%)."
+    return CoverageNote(
+        days_with_data=with_data,
+        days_in_window=days_in_window,
+        days_with_data_pct=pct,
+        first_play=first,
+        last_play=last,
+        thin=thin,
+        note=note,
+    )
+
+
+def _envelope(user: User, window: Window, rule: Rule) -> dict[str, Any]:
+    return {
+        "window": window.info(),
+        "rule": _rule_info(user, window, rule),
+        "as_of": timezone.now(),
+        "coverage": _coverage_note(user, window),
+    }
+
+
+# --- Rankings -----------------------------------------------------------------------------------
+
+
+def _artist_rows(listens: QuerySet[Play]) -> QuerySet[Any]:
+    return (
+        listens.values(
+            artist_id=F("track__primary_artist_id"),
+            name=F("track__primary_artist__name"),
+            spotify_id=F("track__primary_artist__spotify_id"),
+        )
+        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
+        .order_by("-listens", "-ms", "name")
+    )
+
+
+def _artist_ranks(listens: QuerySet[Play], total: int, limit: int) -> list[ArtistRank]:
+    return [
+        ArtistRank(
+            rank=rank,
+            name=row["name"] or "Unknown artist",
+            listens=row["listens"],
+            minutes=_minutes(row["ms"]),
+            share_pct=_pct(row["listens"], total),
+            spotify_uri=f"spotify:artist:{row['spotify_id']}" if row["spotify_id"] else None,
+        )
+        for rank, row in enumerate(_artist_rows(listens)[:limit], start=1)
+    ]
+
+
+def _track_rows(listens: QuerySet[Play]) -> QuerySet[Any]:
+    return (
+        listens.values(
+            "track_id",
+            name=F("track__name"),
+            uri=F("track__uri"),
+            artist=F("track__primary_artist__name"),
+            album=F("track__album__name"),
+        )
+        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
+        .order_by("-listens", "-ms", "name", "track_id")
+    )
+
+
+def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
+    uri = row["uri"]
+    return TrackRank(
+        rank=rank,
+        name=row["name"],
+        artist=row["artist"],
+        album=row["album"],
+        listens=row["listens"],
+        minutes=_minutes(row["ms"]),
+        share_pct=_pct(row["listens"], total),
+        spotify_uri=uri if uri.startswith("spotify:") else None,
+    )
+
+
+def _track_ranks(listens: QuerySet[Play], total: int, limit: int) -> list[TrackRank]:
+    return [
+        _track_rank(rank, row, total)
+        for rank, row in enumerate(_track_rows(listens)[:limit], start=1)
+    ]
+
+
+def top_artists(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> TopArtists:
+    """Artists ranked by listens (ties: minutes, then name), with minutes and share."""
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    totals = _totals(listens)
+    return TopArtists(
+        **_envelope(user, window, rule),
+        totals=totals,
+        artists=_artist_ranks(listens, totals.listens, _limit(limit)),
+    )
+
+
+def top_tracks(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> TopTracks:
+    """Tracks ranked by listens (ties: minutes, then name), with minutes and share."""
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    totals = _totals(listens)
+    return TopTracks(
+        **_envelope(user, window, rule),
+        totals=totals,
+        tracks=_track_ranks(listens, totals.listens, _limit(limit)),
+    )
+
+
+def top_albums(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> TopAlbums:
+    """Albums (by normalised name and album artist) ranked by listens, with minutes and share."""
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    totals = _totals(listens)
+    rows = (
+        listens.filter(track__album__isnull=False)
+        .values(
+            "track__album_id",
+            name=F("track__album__name"),
+            artist=F("track__album__artist__name"),
+        )
+        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
+        .order_by("-listens", "-ms", "name")[: _limit(limit)]
+    )
+    albums = [
+        AlbumRank(
+            rank=rank,
+            name=row["name"],
+            artist=row["artist"],
+            listens=row["listens"],
+            minutes=_minutes(row["ms"]),
+            share_pct=_pct(row["listens"], totals.listens),
+        )
+        for rank, row in enumerate(rows, start=1)
+    ]
+    return TopAlbums(**_envelope(user, window, rule), totals=totals, albums=albums)
+
+
+# --- Heatmap ------------------------------------------------------------------------------------
+
+
+def _heatmap_matrix(listens: QuerySet[Play], tz: zoneinfo.ZoneInfo) -> list[list[int]]:
+    matrix = [[0] * 24 for _ in range(7)]
+    rows = (
+        listens.annotate(
+            weekday=ExtractIsoWeekDay("played_at", tzinfo=tz),
+            hour=ExtractHour("played_at", tzinfo=tz),
+        )
+        .values("weekday", "hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        matrix[row["weekday"] - 1][row["hour"]] = row["n"]
+    return matrix
+
+
+def _peaks(matrix: list[list[int]]) -> tuple[str | None, int | None, list[int], list[int]]:
+    weekday_totals = [sum(row) for row in matrix]
+    hour_totals = [sum(matrix[d][h] for d in range(7)) for h in range(24)]
+    if not any(weekday_totals):
+        return None, None, weekday_totals, hour_totals
+    peak_day = max(range(7), key=lambda d: (weekday_totals[d], -d))
+    peak_hour = max(range(24), key=lambda h: (hour_totals[h], -h))
+    return WEEKDAYS[peak_day], peak_hour, weekday_totals, hour_totals
+
+
+def listening_heatmap(*, user: User, window: Window, include_short: bool = False) -> Heatmap:
+    """Listens by local weekday (Monday first) and hour, with totals and peaks."""
+    rule = Rule.default(include_short)
+    matrix = _heatmap_matrix(music_listens(user, window, rule), window.tz)
+    peak_day, peak_hour, weekday_totals, hour_totals = _peaks(matrix)
+    return Heatmap(
+        **_envelope(user, window, rule),
+        listens=sum(weekday_totals),
+        weekdays=WEEKDAYS,
+        hours=list(range(24)),
+        matrix=matrix,
+        weekday_totals=weekday_totals,
+        hour_totals=hour_totals,
+        peak_weekday=peak_day,
+        peak_hour=peak_hour,
+    )
+
+
+# --- Repeat rate ------------------------------------------------------------------------------
+
+
+def _repeat_figures(listens: QuerySet[Play]) -> tuple[int, int, int, int]:
+    """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
+    per_track = listens.values("track_id").annotate(n=Count("id")).order_by()
+    row = per_track.aggregate(
+        listens=Coalesce(Sum("n"), 0),
+        tracks=Count("track_id"),
+        repeated=Count("track_id", filter=Q(n__gt=1)),
+        repeated_listens=Coalesce(Sum("n", filter=Q(n__gt=1)), 0),
+    )
+    return row["listens"], row["tracks"], row["repeated"], row["repeated_listens"]
+
+
+def repeat_rate(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> RepeatRate:
+    """How much the user replays: listens per unique track, the most replayed tracks and the
+    biggest single-day repeat of one track."""
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    total, unique, repeated, repeated_listens = _repeat_figures(listens)
+    day = (
+        listens.annotate(day=TruncDate("played_at", tzinfo=window.tz))
+        .values(
+            "track_id",
+            "day",
+            name=F("track__name"),
+            artist=F("track__primary_artist__name"),
+        )
+        .annotate(n=Count("id"))
+        .order_by("-n", "-day", "name")
+        .first()
+    )
+    return RepeatRate(
+        **_envelope(user, window, rule),
+        listens=total,
+        unique_tracks=unique,
+        repeat_rate=round(total / unique, 2) if unique else 0.0,
+        repeated_tracks=repeated,
+        repeat_listens_pct=_pct(repeated_listens, total),
+        most_replayed=_track_ranks(listens, total, _limit(limit)),
+        biggest_day_repeat=(
+            DayRepeat(track=day["name"], artist=day["artist"], date=day["day"], listens=day["n"])
+            if day
+            else None
+        ),
+    )
+
+
+# --- Coverage -----------------------------------------------------------------------------------
+
+
+def _gaps(dates: list[date], start: date | None, end: date | None) -> list[Gap]:
+    """Runs of GAP_MIN_DAYS or more days without plays between start and end (inclusive)."""
+    if start is None or end is None:
+        return []
+    gaps = []
+    previous = start - timedelta(days=1)
+    for day in [*(d for d in dates if start <= d <= end), end + timedelta(days=1)]:
+        missing = (day - previous).days - 1
+        if missing >= GAP_MIN_DAYS:
+            gaps.append(
+                Gap(
+                    start=previous + timedelta(days=1),
+                    end=day - timedelta(days=1),
+                    days=missing,
+                )
+            )
+        previous = day
+    return gaps
+
+
+def coverage(*, user: User, window: Window, include_short: bool = False) -> Coverage:
+    """How complete the data is in the window: days with data, gaps, sources, what was left
+    out, and the last successful poll."""
+    rule = Rule.default(include_short)
+    plays = window_plays(user, window)
+    dates = _local_dates(plays, window.tz)
+    start, end, first, last = _span(user, window)
+    if end is not None:
+        end = min(end, window.today) if window.end_date is None else end
+    row = plays.aggregate(
+        plays=Count("id"),
+        first=Min("played_at"),
+        last=Max("played_at"),
+        podcasts=Count("id", filter=Q(track__kind__in=PODCAST_KINDS)),
+    )
+    labels = dict(Source.choices)
+    by_source = [
+        SourceCount(source=r["source"], label=labels.get(r["source"], r["source"]), plays=r["n"])
+        for r in plays.values("source").annotate(n=Count("id")).order_by("-n", "source")
+    ]
+    checkpoint = SyncCheckpoint.objects.filter(user=user).first()
+    note = _coverage_note(user, window, dates)
+    gaps = _gaps(dates, start, end)
+    text = note.note
+    if gaps:
+        longest = max(gaps, key=lambda g: g.days)
+        text += (
+            f" {len(gaps)} gap(s) of {GAP_MIN_DAYS}+ days without plays; the longest is "
+            f"{longest.days} days ({longest.start} to {longest.end})."
+        )
+    rule_info = _rule_info(user, window, rule)
+    return Coverage(
+        window=window.info(),
+        rule=rule_info,
+        as_of=timezone.now(),
+        coverage=note,
+        first_play_overall=first,
+        last_play_overall=last,
+        first_play_in_window=row["first"],
+        last_play_in_window=row["last"],
+        plays_in_window=row["plays"],
+        days_with_data=note.days_with_data,
+        days_in_window=note.days_in_window,
+        days_with_data_pct=note.days_with_data_pct,
+        gaps=sorted(sorted(gaps, key=lambda g: -g.days)[:MAX_GAPS], key=lambda g: g.start),
+        gaps_total=len(gaps),
+        plays_by_source=by_source,
+        short_plays_excluded=rule_info.short_plays_excluded,
+        podcast_plays_excluded=row["podcasts"],
+        last_successful_poll=checkpoint.last_success_at if checkpoint else None,
+        note=text,
+    )
+
+
+# --- Taste summary ------------------------------------------------------------------------------
+
+
+def _discovered(
+    user: User, window: Window, rule: Rule, listens: QuerySet[Play], limit: int
+) -> tuple[int, list[DiscoveredArtist]]:
+    """Artists whose first listen ever falls inside the window."""
+    rows = list(
+        listens.filter(track__primary_artist__isnull=False)
+        .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
+        .annotate(first=Min("played_at"), listens=Count("id"))
+        .order_by("-listens", "first", "name")
+    )
+    if window.start_at is not None and rows:
+        earlier = Play.objects.for_user(user).filter(
+            rule.listen_q,
+            track__kind=MUSIC,
+            track__primary_artist_id=OuterRef("pk"),
+            played_at__lt=window.start_at,
+        )
+        known = set(
+            Artist.objects.filter(pk__in=[r["artist_id"] for r in rows])
+            .filter(Exists(earlier))
+            .values_list("pk", flat=True)
+        )
+        rows = [r for r in rows if r["artist_id"] not in known]
+    return len(rows), [
+        DiscoveredArtist(name=r["name"], first_listen=r["first"], listens=r["listens"])
+        for r in rows[:limit]
+    ]
+
+
+def taste_summary(*, user: User, window: Window, include_short: bool = False) -> TasteSummary:
+    """Everything at a glance: totals, top 10s, repeat rate, peak time, discoveries, coverage."""
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    totals = _totals(listens)
+    peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(listens, window.tz))
+    count, discovered = _discovered(user, window, rule, listens, 10)
+    return TasteSummary(
+        **_envelope(user, window, rule),
+        totals=totals,
+        top_artists=_artist_ranks(listens, totals.listens, 10),
+        top_tracks=_track_ranks(listens, totals.listens, 10),
+        repeat_rate=round(totals.listens / totals.unique_tracks, 2) if totals.unique_tracks else 0,
+        peak_weekday=peak_day,
+        peak_hour=peak_hour,
+        discovered_artists_count=count,
+        discovered_artists=discovered,
+    )
+
+
+# --- Podcasts -----------------------------------------------------------------------------------
+
+
+def top_podcasts(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> TopPodcasts:
+    """Podcast shows and episodes ranked by minutes."""
+    rule = Rule.default(include_short)
+    plays = window_plays(user, window).filter(rule.listen_q, track__kind=Track.Kind.EPISODE)
+    limit = _limit(limit)
+    row = plays.aggregate(
+        plays=Count("id"), ms=Sum(PLAYED_MS), estimated=Count("id", filter=Q(ms_played=None))
+    )
+    shows = (
+        plays.values("track__album_id", name=F("track__album__name"))
+        .annotate(plays=Count("id"), episodes=Count("track_id", distinct=True), ms=Sum(PLAYED_MS))
+        .order_by("-ms", "-plays", "name")[:limit]
+    )
+    episodes = (
+        plays.values("track_id", name=F("track__name"), show=F("track__album__name"))
+        .annotate(plays=Count("id"), ms=Sum(PLAYED_MS))
+        .order_by("-ms", "-plays", "name")[:limit]
+    )
+    short = 0
+    if not rule.include_short:
+        short = (
+            window_plays(user, window).filter(rule.short_q, track__kind=Track.Kind.EPISODE).count()
+        )
+    rule_info = RuleInfo(
+        min_ms_played=rule.min_ms_played,
+        include_short=rule.include_short,
+        short_plays_excluded=short,
+        description="Every episode play counts."
+        if rule.include_short
+        else f"An episode play counts from {rule.min_ms_played // 1000} s.",
+    )
+    return TopPodcasts(
+        window=window.info(),
+        rule=rule_info,
+        as_of=timezone.now(),
+        coverage=_coverage_note(user, window),
+        plays=row["plays"],
+        minutes=_minutes(row["ms"]),
+        minutes_estimated=row["estimated"] > 0,
+        shows=[
+            ShowRank(
+                rank=rank,
+                name=r["name"] or "Unknown show",
+                plays=r["plays"],
+                episodes=r["episodes"],
+                minutes=_minutes(r["ms"]),
+            )
+            for rank, r in enumerate(shows, start=1)
+        ],
+        episodes=[
+            EpisodeRank(
+                rank=rank,
+                name=r["name"],
+                show=r["show"],
+                plays=r["plays"],
+                minutes=_minutes(r["ms"]),
+            )
+            for rank, r in enumerate(episodes, start=1)
+        ],
+    )
+
+
+# --- Entity stats -------------------------------------------------------------------------------
+
+
+def _best_matches(
+    candidates: Iterable[tuple[str, str | None, int, Any]], key: str
+) -> list[tuple[str, str | None, int, Any]]:
+    """Order name matches: exact, then prefix, then substring; more listens first."""
+
+    def score(item: tuple[str, str | None, int, Any]) -> tuple[int, int, str]:
+        name_key = normalize_name(item[0])
+        closeness = 0 if name_key == key else 1 if name_key.startswith(key) else 2
+        return (closeness, -item[2], name_key)
+
+    return sorted(candidates, key=score)
+
+
+def entity_stats(
+    *,
+    user: User,
+    window: Window,
+    query: str,
+    type: EntityType = "artist",
+    include_short: bool = False,
+    limit: int = 10,
+) -> EntityStats:
+    """How often the user played an artist or a track found by name (accent- and
+    case-insensitive): listens, minutes, first and last listen, listens per year, and for an
+    artist its top tracks. Alternatives name the other matches."""
+    rule = Rule.default(include_short)
+    key = normalize_name(query)
+    if not key:
+        raise QueryError("query is empty: give an artist or track name.")
+    listens = music_listens(user, window, rule)
+    candidates: list[tuple[str, str | None, int, Any]]
+    if type == "artist":
+        rows = (
+            listens.filter(track__primary_artist__name_key__contains=key)
+            .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
+            .annotate(n=Count("id"))
+            .order_by("-n")[:200]
+        )
+        candidates = [(r["name"], None, r["n"], r["artist_id"]) for r in rows]
+    elif type == "track":
+        rows = (
+            listens.filter(track__name_key__contains=key)
+            .values(
+                artist_id=F("track__primary_artist_id"),
+                name_key=F("track__name_key"),
+                artist=F("track__primary_artist__name"),
+            )
+            .annotate(n=Count("id"), name=Min("track__name"))
+            .order_by("-n")[:200]
+        )
+        candidates = [
+            (r["name"], r["artist"], r["n"], (r["artist_id"], r["name_key"])) for r in rows
+        ]
+    else:
+        raise QueryError("type must be artist or track.")
+    ranked = _best_matches(candidates, key)
+    limit = _limit(limit)
+    alternatives = [EntityMatch(name=n, artist=a, listens=c) for n, a, c, _ in ranked[1:6]]
+    envelope = _envelope(user, window, rule)
+    empty: dict[str, Any] = {
+        "listens": 0,
+        "minutes": 0.0,
+        "minutes_estimated": False,
+        "by_year": [],
+        "top_tracks": [],
+    }
+    if not ranked:
+        return EntityStats(
+            **envelope, query=query, type=type, found=False, alternatives=[], **empty
+        )
+    name, artist, count, ident = ranked[0]
+    if type == "artist":
+        plays = listens.filter(track__primary_artist_id=ident)
+    else:
+        artist_id, name_key = ident
+        plays = listens.filter(track__primary_artist_id=artist_id, track__name_key=name_key)
+    row = plays.aggregate(
+        listens=Count("id"),
+        ms=Sum(PLAYED_MS),
+        estimated=Count("id", filter=Q(ms_played=None)),
+        first=Min("played_at"),
+        last=Max("played_at"),
+    )
+    years = (
+        plays.annotate(year=ExtractYear("played_at", tzinfo=window.tz))
+        .values("year")
+        .annotate(n=Count("id"), ms=Sum(PLAYED_MS))
+        .order_by("year")
+    )
+    return EntityStats(
+        **envelope,
+        query=query,
+        type=type,
+        found=True,
+        match=EntityMatch(name=name, artist=artist, listens=count),
+        alternatives=alternatives,
+        listens=row["listens"],
+        minutes=_minutes(row["ms"]),
+        minutes_estimated=row["estimated"] > 0,
+        first_listen=row["first"],
+        last_listen=row["last"],
+        by_year=[
+            YearCount(year=y["year"], listens=y["n"], minutes=_minutes(y["ms"])) for y in years
+        ],
+        top_tracks=_track_ranks(plays, row["listens"], limit) if type == "artist" else [],
+    )
+
+
+# --- Compare periods ----------------------------------------------------------------------------
+
+
+def _change_pct(a: float, b: float) -> float | None:
+    return round(100 * (b - a) / a, 1) if a else None
+
+
+def compare_periods(
+    *, user: User, a: Window, b: Window, include_short: bool = False, limit: int = 10
+) -> ComparePeriods:
+    """Two windows side by side: totals and their change, top artists in each, risers and
+    fallers by rank, and artists new in B or vanished since A."""
+    rule = Rule.default(include_short)
+    limit = _limit(limit)
+    summaries = []
+    ranks: list[dict[Any, tuple[int, str, int]]] = []
+    for window in (a, b):
+        listens = music_listens(user, window, rule)
+        totals = _totals(listens)
+        rows = list(_artist_rows(listens))
+        ranks.append(
+            {
+                r["artist_id"]: (i, r["name"] or "Unknown artist", r["listens"])
+                for i, r in enumerate(rows, start=1)
+            }
+        )
+        top = [
+            ArtistRank(
+                rank=i,
+                name=r["name"] or "Unknown artist",
+                listens=r["listens"],
+                minutes=_minutes(r["ms"]),
+                share_pct=_pct(r["listens"], totals.listens),
+                spotify_uri=f"spotify:artist:{r['spotify_id']}" if r["spotify_id"] else None,
+            )
+            for i, r in enumerate(rows[:limit], start=1)
+        ]
+        summaries.append(PeriodSummary(window=window.info(), totals=totals, top_artists=top))
+    rank_a, rank_b = ranks
+    moves = [
+        RankMove(
+            name=rank_b[k][1],
+            rank_a=rank_a[k][0],
+            rank_b=rank_b[k][0],
+            rank_change=rank_a[k][0] - rank_b[k][0],
+            listens_a=rank_a[k][2],
+            listens_b=rank_b[k][2],
+        )
+        for k in rank_a.keys() & rank_b.keys()
+        if min(rank_a[k][0], rank_b[k][0]) <= MAX_LIMIT
+    ]
+    risers = sorted(
+        (m for m in moves if m.rank_change > 0), key=lambda m: (-m.rank_change, m.rank_b)
+    )
+    fallers = sorted(
+        (m for m in moves if m.rank_change < 0), key=lambda m: (m.rank_change, m.rank_a)
+    )
+    new = sorted((rank_b[k] for k in rank_b.keys() - rank_a.keys()), key=lambda r: (r[0], r[1]))
+    vanished = sorted(
+        (rank_a[k] for k in rank_a.keys() - rank_b.keys()), key=lambda r: (r[0], r[1])
+    )
+    ta, tb = summaries[0].totals, summaries[1].totals
+    # The coverage note spans both windows: from the earlier start to the later end.
+    starts = [w.start_date for w in (a, b)]
+    span = Window(
+        tz=b.tz,
+        start_date=None if None in starts else min(d for d in starts if d),
+        end_date=None
+        if None in (a.end_date, b.end_date)
+        else max(d for d in (a.end_date, b.end_date) if d),
+        today=b.today,
+    )
+    return ComparePeriods(
+        a=summaries[0],
+        b=summaries[1],
+        change=Change(
+            listens=tb.listens - ta.listens,
+            listens_pct=_change_pct(ta.listens, tb.listens),
+            minutes=round(tb.minutes - ta.minutes, 1),
+            minutes_pct=_change_pct(ta.minutes, tb.minutes),
+            unique_artists=tb.unique_artists - ta.unique_artists,
+            unique_tracks=tb.unique_tracks - ta.unique_tracks,
+        ),
+        risers=risers[:limit],
+        fallers=fallers[:limit],
+        new_artists=[ArtistListens(name=r[1], listens=r[2]) for r in new[:limit]],
+        vanished_artists=[ArtistListens(name=r[1], listens=r[2]) for r in vanished[:limit]],
+        rule=_rule_info(user, span, rule),
+        as_of=timezone.now(),
+        coverage=_coverage_note(user, span),
+    )
+
+
+# --- Timeline -----------------------------------------------------------------------------------
+
+
+def _period_start(day: date, granularity: Granularity) -> date:
+    if granularity == "week":
+        return day - timedelta(days=day.weekday())
+    if granularity == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next_period(day: date, granularity: Granularity) -> date:
+    if granularity == "week":
+        return day + timedelta(days=7)
+    if granularity == "month":
+        return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return day + timedelta(days=1)
+
+
+def timeline(
+    *,
+    user: User,
+    window: Window,
+    granularity: Granularity = "day",
+    include_short: bool = False,
+) -> Timeline:
+    """Listens and minutes per local day, week (Monday first) or month, empty periods
+    included."""
+    if granularity not in ("day", "week", "month"):
+        raise QueryError("granularity must be day, week or month.")
+    rule = Rule.default(include_short)
+    listens = music_listens(user, window, rule)
+    per_day = (
+        listens.annotate(day=TruncDate("played_at", tzinfo=window.tz))
+        .values("day")
+        .annotate(n=Count("id"), ms=Sum(PLAYED_MS), estimated=Count("id", filter=Q(ms_played=None)))
+        .order_by("day")
+    )
+    counts: Counter[date] = Counter()
+    ms: defaultdict[date, int] = defaultdict(int)
+    estimated = 0
+    for row in per_day:
+        period = _period_start(row["day"], granularity)
+        counts[period] += row["n"]
+        ms[period] += row["ms"] or 0
+        estimated += row["estimated"]
+    start, end, _, _ = _span(user, window)
+    if window.end_date is None and end is not None:
+        end = min(end, window.today)
+    periods = []
+    if start is not None and end is not None:
+        period = _period_start(start, granularity)
+        while period <= end:
+            periods.append(
+                Period(start=period, listens=counts[period], minutes=_minutes(ms[period]))
+            )
+            period = _next_period(period, granularity)
+    return Timeline(
+        **_envelope(user, window, rule),
+        granularity=granularity,
+        listens=sum(counts.values()),
+        minutes=_minutes(sum(ms.values())),
+        minutes_estimated=estimated > 0,
+        periods=periods,
+    )
+
+
+# --- Operations ---------------------------------------------------------------------------------
+
+
+def latest_job_runs(*, user: User, limit: int = 10) -> list[JobRun]:
+    """The user's most recent poll, sync, import and resolve runs, newest first."""
+    return list(JobRun.objects.filter(user=user).order_by("-started_at", "-pk")[: _limit(limit)])
+
+
+def artists_played(*, user: User) -> QuerySet[Artist]:
+    """Artists the user has listened to (any window), for pickers and autocompletion."""
+    return Artist.objects.filter(
+        Exists(Play.objects.for_user(user).filter(track__primary_artist_id=OuterRef("pk")))
+    )

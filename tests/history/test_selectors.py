@@ -1,0 +1,316 @@
+"""The numbers of every analysis query, against a hand-built dataset with written answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from apps.history import selectors
+from apps.history.selectors import QueryError, resolve_window
+from apps.music.models import Album, Artist, Source, Track
+
+NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
+
+
+def at(day: int, hour: int, minute: int = 0, month: int = 3, year: int = 2026) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+@pytest.fixture
+def data(user: Any, other_user: Any, make_track: Any, make_play: Any) -> dict[str, Any]:
+    a1 = make_track("Alpha Song", "Ärtist A", "Album A")
+    a2 = make_track("Beta Song", "Ärtist A", "Album A")
+    b1 = make_track("Gamma", "Band B", "Album B", duration_ms=180_000)
+    duet = make_track("Duet", "Band B", "Album B")
+    duet.artists.add(Artist.objects.get(name="Ärtist A"), through_defaults={"position": 1})
+    show = Album.objects.create(name="Show P", name_key="show p")
+    episode = Track.objects.create(
+        uri="spotify:episode:p1",
+        kind=Track.Kind.EPISODE,
+        name="Ep 1",
+        name_key="ep 1",
+        album=show,
+        duration_ms=1_800_000,
+        first_source=Source.EXPORT_EXTENDED,
+    )
+    make_play(user, a1, at(10, 10))
+    make_play(user, a1, at(10, 11))
+    make_play(user, a1, at(11, 9), ms_played=None, source=Source.API)  # estimated 200 000 ms
+    make_play(user, a1, at(12, 9), ms_played=10_000)  # short
+    make_play(user, a2, at(15, 20), ms_played=120_000)
+    make_play(user, b1, at(16, 8), ms_played=180_000)
+    make_play(user, b1, at(16, 22), ms_played=60_000)
+    make_play(user, duet, at(17, 8), ms_played=100_000)
+    make_play(user, episode, at(18, 7), ms_played=1_500_000)
+    make_play(user, b1, at(1, 12, month=1, year=2025), ms_played=180_000)  # long before
+    for hour in range(10):  # another user's plays are never counted
+        make_play(other_user, a1, at(14, hour))
+    return {"a1": a1, "a2": a2, "b1": b1, "duet": duet, "episode": episode}
+
+
+def window(user: Any, **kwargs: Any) -> selectors.Window:
+    return resolve_window(user=user, now=NOW, **kwargs)
+
+
+def test_resolve_window_days_and_dates(user: Any) -> None:
+    w = window(user, days=90)
+    assert (w.start_date, w.end_date, w.days) == (date(2025, 12, 21), date(2026, 3, 20), 90)
+    assert w.start_at == datetime(2025, 12, 21, tzinfo=UTC)
+    assert w.end_at == datetime(2026, 3, 21, tzinfo=UTC)
+    assert window(user, days=0).start_at is None
+    assert window(user, days=0).end_at is None
+    explicit = window(user, start=date(2026, 3, 1), end=date(2026, 3, 10))
+    assert explicit.days == 10
+    with pytest.raises(QueryError, match="after end"):
+        window(user, start=date(2026, 3, 10), end=date(2026, 3, 1))
+    with pytest.raises(QueryError, match="IANA"):
+        window(user, tz="Mars/Olympus")
+
+
+def test_top_artists_count_the_primary_artist_with_estimated_minutes(user: Any, data: Any) -> None:
+    result = selectors.top_artists(user=user, window=window(user, days=90))
+    assert [(a.rank, a.name, a.listens, a.minutes, a.share_pct) for a in result.artists] == [
+        (1, "Ärtist A", 4, 12.0, 57.1),
+        (2, "Band B", 3, 5.7, 42.9),
+    ]
+    assert result.totals.listens == 7
+    assert result.totals.minutes == 17.7
+    assert result.totals.minutes_estimated is True
+    assert (result.totals.unique_tracks, result.totals.unique_artists) == (4, 2)
+    assert result.rule.min_ms_played == 30_000
+    assert result.rule.short_plays_excluded == 1
+    assert result.window.days == 90
+    assert result.window.tz == "UTC"
+
+
+def test_include_short_counts_short_plays(user: Any, data: Any) -> None:
+    result = selectors.top_artists(user=user, window=window(user, days=90), include_short=True)
+    assert [(a.name, a.listens, a.minutes) for a in result.artists] == [
+        ("Ärtist A", 5, 12.2),
+        ("Band B", 3, 5.7),
+    ]
+    assert result.rule.include_short is True
+    assert result.rule.short_plays_excluded == 0
+
+
+def test_top_tracks_break_ties_by_minutes(user: Any, data: Any) -> None:
+    result = selectors.top_tracks(user=user, window=window(user, days=90))
+    assert [(t.rank, t.name, t.artist, t.listens, t.minutes) for t in result.tracks] == [
+        (1, "Alpha Song", "Ärtist A", 3, 10.0),
+        (2, "Gamma", "Band B", 2, 4.0),
+        (3, "Beta Song", "Ärtist A", 1, 2.0),
+        (4, "Duet", "Band B", 1, 1.7),
+    ]
+    assert result.tracks[0].spotify_uri == data["a1"].uri
+    limited = selectors.top_tracks(user=user, window=window(user, days=90), limit=2)
+    assert [t.name for t in limited.tracks] == ["Alpha Song", "Gamma"]
+    with pytest.raises(QueryError, match="limit"):
+        selectors.top_tracks(user=user, window=window(user, days=90), limit=51)
+
+
+def test_top_albums(user: Any, data: Any) -> None:
+    result = selectors.top_albums(user=user, window=window(user, days=0))
+    assert [(a.name, a.artist, a.listens, a.share_pct) for a in result.albums] == [
+        ("Album A", "Ärtist A", 4, 50.0),
+        ("Album B", "Band B", 4, 50.0),
+    ]
+
+
+def test_all_time_includes_old_plays_and_window_edges_are_inclusive(user: Any, data: Any) -> None:
+    all_time = selectors.top_artists(user=user, window=window(user, days=0))
+    assert [(a.name, a.listens) for a in all_time.artists] == [("Ärtist A", 4), ("Band B", 4)]
+    assert all_time.window.start is None
+    one_day = selectors.top_tracks(
+        user=user, window=window(user, start=date(2026, 3, 16), end=date(2026, 3, 16))
+    )
+    assert [(t.name, t.listens) for t in one_day.tracks] == [("Gamma", 2)]
+    edges = selectors.top_tracks(
+        user=user, window=window(user, start=date(2026, 3, 10), end=date(2026, 3, 11))
+    )
+    assert [(t.name, t.listens) for t in edges.tracks] == [("Alpha Song", 3)]
+
+
+def test_podcasts_are_left_out_of_music_and_have_their_own_tool(user: Any, data: Any) -> None:
+    w = window(user, days=90)
+    assert "Show P" not in [a.name for a in selectors.top_albums(user=user, window=w).albums]
+    podcasts = selectors.top_podcasts(user=user, window=w)
+    assert [(s.name, s.plays, s.episodes, s.minutes) for s in podcasts.shows] == [
+        ("Show P", 1, 1, 25.0)
+    ]
+    assert [(e.name, e.show, e.minutes) for e in podcasts.episodes] == [("Ep 1", "Show P", 25.0)]
+    assert selectors.coverage(user=user, window=w).podcast_plays_excluded == 1
+
+
+def test_repeat_rate(user: Any, data: Any) -> None:
+    result = selectors.repeat_rate(user=user, window=window(user, days=90))
+    assert (result.listens, result.unique_tracks, result.repeat_rate) == (7, 4, 1.75)
+    assert (result.repeated_tracks, result.repeat_listens_pct) == (2, 71.4)
+    assert [t.name for t in result.most_replayed] == [
+        "Alpha Song",
+        "Gamma",
+        "Beta Song",
+        "Duet",
+    ]
+    assert result.biggest_day_repeat is not None
+    day = result.biggest_day_repeat
+    assert (day.track, day.artist, day.date, day.listens) == (
+        "Gamma",
+        "Band B",
+        date(2026, 3, 16),
+        2,
+    )
+
+
+def test_heatmap_in_utc(user: Any, data: Any) -> None:
+    result = selectors.listening_heatmap(user=user, window=window(user, days=90))
+    assert result.listens == 7
+    # 2026-03-10 is a Tuesday: two listens at 10:00 and 11:00.
+    assert result.matrix[1][10] == 1 and result.matrix[1][11] == 1
+    assert result.weekday_totals == [2, 3, 1, 0, 0, 0, 1]
+    assert result.peak_weekday == "Tuesday"
+    assert result.peak_hour == 8
+    assert sum(result.hour_totals) == 7
+    assert result.weekdays[0] == "Monday" and len(result.matrix) == 7
+
+
+def test_coverage(user: Any, data: Any) -> None:
+    result = selectors.coverage(user=user, window=window(user, days=90))
+    assert result.plays_in_window == 9
+    assert result.days_with_data == 7
+    assert result.days_in_window == 90
+    assert result.days_with_data_pct == 7.8
+    assert result.first_play_overall == at(1, 12, month=1, year=2025)
+    assert result.first_play_in_window == at(10, 10)
+    assert result.last_play_in_window == at(18, 7)
+    assert [(g.start, g.end, g.days) for g in result.gaps] == [
+        (date(2025, 12, 21), date(2026, 3, 9), 79),
+        (date(2026, 3, 19), date(2026, 3, 20), 2),
+    ][:1]
+    assert [(s.source, s.plays) for s in result.plays_by_source] == [
+        ("export_extended", 8),
+        ("api", 1),
+    ]
+    assert result.short_plays_excluded == 1
+    assert result.coverage.thin is True
+    assert "Thin data" in result.note
+
+
+def test_taste_summary_and_discovered_artists(user: Any, data: Any) -> None:
+    result = selectors.taste_summary(user=user, window=window(user, days=90))
+    assert result.totals.listens == 7
+    assert [a.name for a in result.top_artists] == ["Ärtist A", "Band B"]
+    assert result.repeat_rate == 1.75
+    assert result.discovered_artists_count == 1
+    assert [(d.name, d.listens) for d in result.discovered_artists] == [("Ärtist A", 4)]
+    assert (result.peak_weekday, result.peak_hour) == ("Tuesday", 8)
+
+
+def test_entity_stats_matches_names_without_accents_or_case(user: Any, data: Any) -> None:
+    artist = selectors.entity_stats(user=user, window=window(user, days=0), query="ARTIST a")
+    assert artist.found and artist.match is not None
+    assert artist.match.name == "Ärtist A"
+    assert (artist.listens, artist.minutes) == (4, 12.0)
+    assert [(y.year, y.listens) for y in artist.by_year] == [(2026, 4)]
+    assert [t.name for t in artist.top_tracks] == ["Alpha Song", "Beta Song"]
+    band = selectors.entity_stats(user=user, window=window(user, days=0), query="band")
+    assert [(y.year, y.listens) for y in band.by_year] == [(2025, 1), (2026, 3)]
+    assert band.first_listen == at(1, 12, month=1, year=2025)
+    track = selectors.entity_stats(
+        user=user, window=window(user, days=0), query="song", type="track"
+    )
+    assert track.match is not None
+    assert (track.match.name, track.match.artist, track.listens) == ("Alpha Song", "Ärtist A", 3)
+    assert [a.name for a in track.alternatives] == ["Beta Song"]
+    missing = selectors.entity_stats(user=user, window=window(user, days=0), query="nobody")
+    assert missing.found is False and missing.listens == 0
+
+
+def test_compare_periods(user: Any, data: Any) -> None:
+    a = window(user, start=date(2026, 3, 10), end=date(2026, 3, 15))
+    b = window(user, start=date(2026, 3, 16), end=date(2026, 3, 20))
+    result = selectors.compare_periods(user=user, a=a, b=b)
+    assert (result.a.totals.listens, result.b.totals.listens) == (4, 3)
+    assert result.change.listens == -1
+    assert result.change.listens_pct == -25.0
+    assert [x.name for x in result.new_artists] == ["Band B"]
+    assert [x.name for x in result.vanished_artists] == ["Ärtist A"]
+    assert result.risers == [] and result.fallers == []
+
+
+def test_timeline_includes_empty_periods(user: Any, data: Any) -> None:
+    w = window(user, start=date(2026, 3, 9), end=date(2026, 3, 17))
+    days = selectors.timeline(user=user, window=w, granularity="day")
+    assert [(p.start.day, p.listens) for p in days.periods] == [
+        (9, 0),
+        (10, 2),
+        (11, 1),
+        (12, 0),
+        (13, 0),
+        (14, 0),
+        (15, 1),
+        (16, 2),
+        (17, 1),
+    ]
+    assert days.minutes_estimated is True
+    weeks = selectors.timeline(user=user, window=w, granularity="week")
+    assert [(p.start, p.listens) for p in weeks.periods] == [
+        (date(2026, 3, 9), 4),
+        (date(2026, 3, 16), 3),
+    ]
+    months = selectors.timeline(user=user, window=window(user, days=0), granularity="month")
+    assert months.periods[0] == selectors.Period(start=date(2025, 1, 1), listens=1, minutes=3.0)
+    assert len(months.periods) == 15
+    assert months.periods[-1].listens == 7
+
+
+@pytest.fixture
+def pacific(user: Any, make_track: Any, make_play: Any) -> Any:
+    """A Los Angeles user around the 2026-03-08 DST change (PST -8 to PDT -7)."""
+    user.timezone = "America/Los_Angeles"
+    user.save()
+    song = make_track("Night", "Owl")
+    make_play(user, song, datetime(2026, 3, 7, 9, 30, tzinfo=UTC))  # Sat 01:30 PST
+    make_play(user, song, datetime(2026, 3, 9, 7, 0, tzinfo=UTC))  # Mon 00:00 PDT
+    make_play(user, song, datetime(2026, 3, 9, 9, 30, tzinfo=UTC))  # Mon 02:30 PDT
+    make_play(user, song, datetime(2026, 3, 10, 6, 30, tzinfo=UTC))  # Mon 23:30 PDT
+    make_play(user, song, datetime(2026, 3, 10, 7, 0, tzinfo=UTC))  # Tue 00:00 PDT
+    return user
+
+
+def test_heatmap_and_days_follow_the_users_zone_across_dst(pacific: Any) -> None:
+    w = window(pacific, days=0)
+    assert w.tz.key == "America/Los_Angeles"
+    heat = selectors.listening_heatmap(user=pacific, window=w)
+    assert heat.matrix[5][1] == 1  # Saturday 01:00
+    assert heat.matrix[0][0] == 1 and heat.matrix[0][2] == 1 and heat.matrix[0][23] == 1
+    assert heat.matrix[1][0] == 1  # Tuesday 00:00
+    assert heat.weekday_totals == [3, 1, 0, 0, 0, 1, 0]
+    in_utc = selectors.listening_heatmap(user=pacific, window=window(pacific, days=0, tz="UTC"))
+    assert in_utc.weekday_totals == [2, 2, 0, 0, 0, 1, 0]
+    monday = window(pacific, start=date(2026, 3, 9), end=date(2026, 3, 9))
+    assert monday.start_at == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert selectors.top_tracks(user=pacific, window=monday).totals.listens == 3
+    saturday_to_sunday = window(pacific, start=date(2026, 3, 7), end=date(2026, 3, 8))
+    assert saturday_to_sunday.end_at == datetime(2026, 3, 9, 7, 0, tzinfo=UTC)
+    assert saturday_to_sunday.start_at == datetime(2026, 3, 7, 8, 0, tzinfo=UTC)
+    timeline = selectors.timeline(
+        user=pacific, window=window(pacific, start=date(2026, 3, 7), end=date(2026, 3, 10))
+    )
+    assert [(p.start.day, p.listens) for p in timeline.periods] == [
+        (7, 1),
+        (8, 0),
+        (9, 3),
+        (10, 1),
+    ]
+    repeat = selectors.repeat_rate(user=pacific, window=w)
+    assert repeat.biggest_day_repeat is not None
+    assert repeat.biggest_day_repeat.date == date(2026, 3, 9)
+
+
+def test_another_users_plays_are_never_counted(other_user: Any, data: Any) -> None:
+    result = selectors.top_tracks(user=other_user, window=window(other_user, days=90))
+    assert [(t.name, t.listens) for t in result.tracks] == [("Alpha Song", 10)]
+    coverage = selectors.coverage(user=other_user, window=window(other_user, days=90))
+    assert coverage.plays_in_window == 10
