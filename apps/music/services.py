@@ -84,6 +84,8 @@ def _albums(
         return {}
 
     def fetch() -> dict[tuple[int | None, str], Album]:
+        if connection.vendor == "postgresql":
+            return _fetch_albums_postgresql(wanted)
         artist_ids = {a for a, _ in wanted}
         by_artist = Q(artist_id__in=artist_ids - {None})
         if None in artist_ids:
@@ -102,7 +104,18 @@ def _albums(
         if (artist_id, key) not in found
     ]
     if missing:
-        Album.objects.bulk_create(missing, ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _INSERT_ALBUMS,
+                    [
+                        [a.name for a in missing],
+                        [a.name_key for a in missing],
+                        [a.artist_id for a in missing],
+                    ],
+                )
+        else:
+            Album.objects.bulk_create(missing, ignore_conflicts=True)
         found = fetch()
     for (artist_id, key), info in wanted.items():
         album = found[(artist_id, key)]
@@ -111,6 +124,38 @@ def _albums(
                 pk__in=Album.objects.filter(spotify_id=info.album_spotify_id).values("pk")
             ).update(spotify_id=info.album_spotify_id)
     return found
+
+
+_INSERT_ALBUMS = """
+INSERT INTO music_album (name, name_key, artist_id, created_at)
+SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS u
+ON CONFLICT DO NOTHING
+"""
+_FETCH_ALBUMS = """
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+JOIN unnest(%s::bigint[], %s::varchar[]) AS w(artist_id, name_key)
+    ON a.artist_id = w.artist_id AND a.name_key = w.name_key
+UNION ALL
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
+"""
+
+
+def _fetch_albums_postgresql(
+    wanted: dict[tuple[int | None, str], TrackInfo],
+) -> dict[tuple[int | None, str], Album]:
+    with_artist = [(a, k) for a, k in wanted if a is not None]
+    without = [k for a, k in wanted if a is None]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FETCH_ALBUMS,
+            [[a for a, _ in with_artist], [k for _, k in with_artist], without],
+        )
+        rows = cursor.fetchall()
+    return {
+        (artist_id, key): Album(id=pk, artist_id=artist_id, name_key=key, spotify_id=spotify_id)
+        for pk, artist_id, key, spotify_id in rows
+    }
 
 
 def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:
@@ -289,6 +334,8 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
     from apps.history.models import Play
 
     wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
+    if not Track.objects.filter(uri__startswith=LOCAL_PREFIX).exists():
+        return 0
     locals_ = [
         (local_id, wanted[(artist_id, name_key)])
         for local_id, artist_id, name_key in Track.objects.filter(
