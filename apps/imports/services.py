@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import Play
+from apps.history.models import JobRun, Play
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
     SOURCE_OF,
@@ -168,14 +168,34 @@ def claim_job(*, job_id: int) -> ImportJob | None:
     return job
 
 
+_RUN_STATUS: dict[str, str] = {
+    ImportJob.Status.SUCCEEDED: JobRun.Status.SUCCEEDED,
+    ImportJob.Status.FAILED: JobRun.Status.FAILED,
+}
+
+
 def run_import(
-    *, job_id: int, progress: Callable[[ImportJob], None] | None = None
+    *,
+    job_id: int,
+    progress: Callable[[ImportJob], None] | None = None,
+    task_id: str = "",
 ) -> ImportJob | None:
-    """Claim and ingest one job; None when there was nothing to do."""
+    """Claim and ingest one job, recorded as a JobRun; None when there was nothing to do."""
     job = claim_job(job_id=job_id)
     if job is None:
         return None
-    return ingest_export(job=job, progress=progress)
+    run = JobRun.objects.create(user=job.user, type=JobRun.Type.IMPORT_ZIP, task_id=task_id)
+    job = ingest_export(job=job, progress=progress)
+    summary = job_summary(job)
+    run.finish(
+        status=_RUN_STATUS.get(job.status, JobRun.Status.SKIPPED),
+        counts={
+            "import_job": job.pk,
+            **{k: summary[k] for k in ("records", "plays_added", "duplicates", "skipped")},
+        },
+        error=job.error,
+    )
+    return job
 
 
 def ingest_export(
