@@ -20,6 +20,7 @@ rest with conflict handling. Elsewhere (SQLite) the same rules run in Python.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,25 +187,54 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
     return _insert_portable(user, records, track_ids)
 
 
+class _Near:
+    """The plays of one track, sorted by time, for quick lookups of those near a record."""
+
+    __slots__ = ("plays", "times")
+
+    def __init__(self) -> None:
+        self.times: list[datetime] = []
+        self.plays: list[Play] = []
+
+    def add(self, play: Play) -> None:
+        i = bisect_right(self.times, play.played_at)
+        self.times.insert(i, play.played_at)
+        self.plays.insert(i, play)
+
+    def remove(self, play: Play) -> None:
+        i = bisect_left(self.times, play.played_at)
+        while self.plays[i] is not play:
+            i += 1
+        del self.times[i], self.plays[i]
+
+    def between(self, lo: datetime, hi: datetime) -> list[Play]:
+        return self.plays[bisect_left(self.times, lo) : bisect_right(self.times, hi)]
+
+    def holds(self, when: datetime, other_than: Play) -> bool:
+        return any(p is not other_than for p in self.between(when, when))
+
+
 def _insert_portable(
     user: User, records: Sequence[PlayRecord], track_ids: list[int]
 ) -> InsertResult:
     result = InsertResult()
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    reach = tolerance + MINUTE
     # Existing plays near the batch, for the exact and cross-source matches.
-    lo = min(r.played_at for r in records) - tolerance - MINUTE
-    hi = max(r.played_at for r in records) + tolerance + MINUTE
-    existing: dict[int, list[Play]] = defaultdict(list)
+    lo = min(r.played_at for r in records) - reach
+    hi = max(r.played_at for r in records) + reach
+    existing: dict[int, _Near] = defaultdict(_Near)
     for play in Play.objects.for_user(user).filter(
         track_id__in=set(track_ids), played_at__gte=lo, played_at__lte=hi
     ):
-        existing[play.track_id].append(play)
+        existing[play.track_id].add(play)
 
     to_create: list[Play] = []
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
+        near = existing[track_id]
         match = None
-        for play in existing[track_id]:
+        for play in near.between(record.played_at - reach, record.played_at + reach):
             if not is_same_play(
                 play.played_at, play.source, record.played_at, record.source, tolerance
             ):
@@ -235,18 +265,22 @@ def _insert_portable(
                 user_agent=record.user_agent,
                 export_username=record.export_username,
             )
-            existing[track_id].append(play)
+            near.add(play)
             to_create.append(play)
             continue
         result.duplicates += 1
         old_at = match.played_at
         changed = _merge(match, record)
-        if "played_at" in changed and any(
-            p is not match and p.played_at == match.played_at for p in existing[track_id]
-        ):
-            # Another play already holds that exact time: keep the old one.
-            match.played_at = old_at
-            changed.remove("played_at")
+        if "played_at" in changed:
+            if near.holds(match.played_at, other_than=match):
+                # Another play already holds that exact time: keep the old one.
+                match.played_at = old_at
+                changed.remove("played_at")
+            else:
+                new_at, match.played_at = match.played_at, old_at
+                near.remove(match)
+                match.played_at = new_at
+                near.add(match)
         if changed and match.pk is not None:
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
