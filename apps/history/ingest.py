@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -30,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history.models import Play
@@ -132,8 +134,9 @@ def is_same_play(
 MINUTE = timedelta(seconds=60)
 
 
-def _merge(play: Play, record: PlayRecord) -> list[str]:
-    """Fold a matching record into an existing play; the fields that changed."""
+def _merge(play: Play | PlayRecord, record: PlayRecord) -> list[str]:
+    """Fold a matching record into an existing play (or one pending in this batch); the fields
+    that changed."""
     changed = []
     if PRECISION[record.source] > PRECISION[play.source] and play.played_at != record.played_at:
         play.played_at = record.played_at
@@ -229,7 +232,7 @@ def _insert_portable(
     ):
         existing[play.track_id].add(play)
 
-    to_create: list[Play] = []
+    to_create: list[tuple[PlayRecord, int]] = []
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
         near = existing[track_id]
@@ -248,25 +251,9 @@ def _insert_portable(
             ):
                 match = play
         if match is None:
-            play = Play(
-                user=user,
-                track_id=track_id,
-                played_at=record.played_at,
-                ms_played=record.ms_played,
-                source=record.source,
-                reason_start=record.reason_start,
-                reason_end=record.reason_end,
-                skipped=record.skipped,
-                shuffle=record.shuffle,
-                offline=record.offline,
-                platform=record.platform,
-                conn_country=record.conn_country,
-                ip_addr=record.ip_addr,
-                user_agent=record.user_agent,
-                export_username=record.export_username,
-            )
-            near.add(play)
-            to_create.append(play)
+            pending = copy(record)
+            near.add(pending)  # type: ignore[arg-type]
+            to_create.append((pending, track_id))
             continue
         result.duplicates += 1
         old_at = match.played_at
@@ -281,7 +268,7 @@ def _insert_portable(
                 near.remove(match)
                 match.played_at = new_at
                 near.add(match)
-        if changed and match.pk is not None:
+        if changed and isinstance(match, Play):
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
             result.merged += 1
@@ -289,11 +276,51 @@ def _insert_portable(
     for play, fields in to_update.values():
         Play.objects.filter(pk=play.pk).update(**{name: getattr(play, name) for name in fields})
     if to_create:
-        Play.objects.bulk_create(to_create)
+        _insert_rows(user, to_create)
         result.added = len(to_create)
-        times = [p.played_at for p in to_create]
+        times = [r.played_at for r, _ in to_create]
         result.earliest, result.latest = min(times), max(times)
     return result
+
+
+_COLUMNS = (
+    "user_id, track_id, played_at, ms_played, source, reason_start, reason_end, skipped, "
+    "shuffle, offline, platform, conn_country, ip_addr, user_agent, export_username, created_at"
+)
+
+
+def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
+    """Insert new plays with one executemany (no model instances: the ORM's cost per row is
+    most of the time on SQLite)."""
+    ops = connection.ops
+    when = ops.adapt_datetimefield_value
+    now = when(timezone.now())
+    sql = f"INSERT INTO history_play ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                (
+                    user.pk,
+                    track_id,
+                    when(r.played_at),
+                    r.ms_played,
+                    r.source,
+                    r.reason_start,
+                    r.reason_end,
+                    r.skipped,
+                    r.shuffle,
+                    r.offline,
+                    r.platform,
+                    r.conn_country,
+                    ops.adapt_ipaddressfield_value(r.ip_addr),
+                    r.user_agent,
+                    r.export_username,
+                    now,
+                )
+                for r, track_id in rows
+            ],
+        )
 
 
 # --- The PostgreSQL fast path -------------------------------------------------------------------
