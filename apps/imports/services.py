@@ -25,12 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import Play
+from apps.history.models import JobRun, Play
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
     SOURCE_OF,
@@ -168,14 +168,34 @@ def claim_job(*, job_id: int) -> ImportJob | None:
     return job
 
 
+_RUN_STATUS: dict[str, str] = {
+    ImportJob.Status.SUCCEEDED: JobRun.Status.SUCCEEDED,
+    ImportJob.Status.FAILED: JobRun.Status.FAILED,
+}
+
+
 def run_import(
-    *, job_id: int, progress: Callable[[ImportJob], None] | None = None
+    *,
+    job_id: int,
+    progress: Callable[[ImportJob], None] | None = None,
+    task_id: str = "",
 ) -> ImportJob | None:
-    """Claim and ingest one job; None when there was nothing to do."""
+    """Claim and ingest one job, recorded as a JobRun; None when there was nothing to do."""
     job = claim_job(job_id=job_id)
     if job is None:
         return None
-    return ingest_export(job=job, progress=progress)
+    run = JobRun.objects.create(user=job.user, type=JobRun.Type.IMPORT_ZIP, task_id=task_id)
+    job = ingest_export(job=job, progress=progress)
+    summary = job_summary(job)
+    run.finish(
+        status=_RUN_STATUS.get(job.status, JobRun.Status.SKIPPED),
+        counts={
+            "import_job": job.pk,
+            **{k: summary[k] for k in ("records", "plays_added", "duplicates", "skipped")},
+        },
+        error=job.error,
+    )
+    return job
 
 
 def ingest_export(
@@ -456,16 +476,21 @@ def requeue_stale_jobs(*, stale_after: timedelta = STALE_AFTER) -> list[int]:
         with transaction.atomic():
             moved = ImportJob.objects.filter(
                 pk=job.pk, status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff
-            ).update(status=ImportJob.Status.PENDING)
+            ).update(status=ImportJob.Status.PENDING, heartbeat_at=timezone.now())
             if moved:
                 logger.warning("Import %s had no live worker; queued again.", job.pk)
                 queue_import(job)
                 queued.append(job.pk)
-    forgotten = ImportJob.objects.filter(
-        status=ImportJob.Status.PENDING, created_at__lt=cutoff, started_at__isnull=True
+    # Pending jobs whose message was lost: queued again, at most once per `stale_after` (the
+    # heartbeat marks when), and not while another import of the same user runs (the queued
+    # task retries then).
+    forgotten = ImportJob.objects.filter(status=ImportJob.Status.PENDING).filter(
+        Q(heartbeat_at__isnull=True, created_at__lt=cutoff) | Q(heartbeat_at__lt=cutoff)
     )
-    for job in forgotten:
+    running_users = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values("user_id")
+    for job in forgotten.exclude(user_id__in=running_users):
         with transaction.atomic():
+            ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
             queue_import(job)
         queued.append(job.pk)
     return queued

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 )
 def ingest_import(self, job_id: int) -> str:
     try:
-        job = services.run_import(job_id=job_id)
+        job = services.run_import(job_id=job_id, task_id=self.request.id or "")
     except services.UserBusy:
         # One import per user at a time: wait for the running one.
         raise self.retry(countdown=30) from None

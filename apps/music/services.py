@@ -84,6 +84,8 @@ def _albums(
         return {}
 
     def fetch() -> dict[tuple[int | None, str], Album]:
+        if connection.vendor == "postgresql":
+            return _fetch_albums_postgresql(wanted)
         artist_ids = {a for a, _ in wanted}
         by_artist = Q(artist_id__in=artist_ids - {None})
         if None in artist_ids:
@@ -102,7 +104,18 @@ def _albums(
         if (artist_id, key) not in found
     ]
     if missing:
-        Album.objects.bulk_create(missing, ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _INSERT_ALBUMS,
+                    [
+                        [a.name for a in missing],
+                        [a.name_key for a in missing],
+                        [a.artist_id for a in missing],
+                    ],
+                )
+        else:
+            Album.objects.bulk_create(missing, ignore_conflicts=True)
         found = fetch()
     for (artist_id, key), info in wanted.items():
         album = found[(artist_id, key)]
@@ -111,6 +124,38 @@ def _albums(
                 pk__in=Album.objects.filter(spotify_id=info.album_spotify_id).values("pk")
             ).update(spotify_id=info.album_spotify_id)
     return found
+
+
+_INSERT_ALBUMS = """
+INSERT INTO music_album (name, name_key, artist_id, created_at)
+SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS u
+ON CONFLICT DO NOTHING
+"""
+_FETCH_ALBUMS = """
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+JOIN unnest(%s::bigint[], %s::varchar[]) AS w(artist_id, name_key)
+    ON a.artist_id = w.artist_id AND a.name_key = w.name_key
+UNION ALL
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
+"""
+
+
+def _fetch_albums_postgresql(
+    wanted: dict[tuple[int | None, str], TrackInfo],
+) -> dict[tuple[int | None, str], Album]:
+    with_artist = [(a, k) for a, k in wanted if a is not None]
+    without = [k for a, k in wanted if a is None]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FETCH_ALBUMS,
+            [[a for a, _ in with_artist], [k for _, k in with_artist], without],
+        )
+        rows = cursor.fetchall()
+    return {
+        (artist_id, key): Album(id=pk, artist_id=artist_id, name_key=key, spotify_id=spotify_id)
+        for pk, artist_id, key, spotify_id in rows
+    }
 
 
 def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:
@@ -200,7 +245,12 @@ def _upsert_tracks(
             if not is_local_uri(uri) and row[4] is not None
         ]
         if real:
-            merge_local_tracks(real)
+            merged = merge_local_tracks(real)
+            if merged:
+                # Items of this batch that resolved to a local track just merged.
+                for mapping in (known, by_name):
+                    for key, track_id in mapping.items():
+                        mapping[key] = merged.get(track_id, track_id)  # type: ignore[index]
         credits = [
             (known[info.resolved_uri], artists[key].pk, pos)
             for info in infos
@@ -273,13 +323,13 @@ def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
         cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
 
 
-def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
+def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> dict[int, int]:
     """Fold `local:` tracks into real ones of the same primary artist and normalised name.
 
     `real_tracks` holds (track id, primary artist id, name key) of real Spotify tracks. Each
     local track with the same artist and name key has its plays moved to the real track: a play
     that is the same play as one already on the real track (see `is_same_play`) is merged into
-    it and removed. The local track is then deleted. Returns the number of local tracks merged.
+    it and removed. The local track is then deleted. Returns {local track id: real track id}.
     """
     from datetime import timedelta
 
@@ -289,6 +339,8 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
     from apps.history.models import Play
 
     wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
+    if not Track.objects.filter(uri__startswith=LOCAL_PREFIX).exists():
+        return {}
     locals_ = [
         (local_id, wanted[(artist_id, name_key)])
         for local_id, artist_id, name_key in Track.objects.filter(
@@ -299,7 +351,7 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
         if (artist_id, name_key) in wanted
     ]
     if not locals_:
-        return 0
+        return {}
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     for local_id, real_id in locals_:
         on_real: dict[int, list[Play]] = {}
@@ -339,4 +391,4 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
                     setattr(match, name, value)
         Play.objects.filter(pk__in=moved).update(track_id=real_id)
         Track.objects.filter(pk=local_id).delete()
-    return len(locals_)
+    return dict(locals_)
