@@ -238,3 +238,15 @@ def test_admin_pages_pass_the_csp(browser, live_server, listening_history, admin
     assert "Users (3)" in page.text_content("#overview-users")
     assert csp_violations(problems) == []
     context.close()
+
+
+def test_the_api_docs_render_from_our_own_files_under_the_csp(page, live_server, user):
+    problems = watch_console(page)
+    requests_seen: list[str] = []
+    page.on("request", lambda request: requests_seen.append(request.url))
+    sign_in(page, "alice", "pw-alice-123")
+    page.goto("/api/docs/")
+    page.wait_for_selector("text=history_top_artists", timeout=20_000)
+    screenshot(page, "api-docs")
+    assert all(url.startswith(live_server.url) for url in requests_seen), requests_seen
+    assert csp_violations(problems) == []
