@@ -94,6 +94,8 @@ class FakeSpotify:
         self.refresh_tokens: dict[str, str] = {}
         self.requests: Counter[str] = Counter()
         self.log: list[tuple[str, str, dict[str, str], dict[str, str]]] = []
+        # (time.time() when the request arrived, path, status answered)
+        self.answers: list[tuple[float, str, int]] = []
         self._failures: deque[tuple[str, int, Any, dict[str, str]]] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
@@ -190,6 +192,7 @@ class FakeSpotify:
         with self._lock:
             self.requests.clear()
             self.log.clear()
+            self.answers.clear()
 
     # --- Request handling (called from the server threads) ---
 
@@ -202,6 +205,15 @@ class FakeSpotify:
         return None
 
     def handle(
+        self, method: str, path: str, query: dict[str, str], form: dict[str, str], headers: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        arrived = time.time()
+        status, body, extra = self._answer(method, path, query, form, headers)
+        with self._lock:
+            self.answers.append((arrived, path, status))
+        return status, body, extra
+
+    def _answer(
         self, method: str, path: str, query: dict[str, str], form: dict[str, str], headers: Any
     ) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
@@ -433,6 +445,7 @@ def _api_error(status: int, message: str) -> tuple[int, Any, dict[str, str]]:
 def _handler(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # answers go out at once, not after a delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -470,3 +483,50 @@ def _handler(fake: FakeSpotify) -> type[BaseHTTPRequestHandler]:
             self._dispatch("POST", form)
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m apps.accounts.fake_spotify`: run the fake for staging or a local demo.
+
+    Point the site at it with SPOTIFY_API_BASE_URL and SPOTIFY_ACCOUNTS_BASE_URL set to its
+    address and SPOTIFY_CLIENT_ID=fake-client-id; "Sign in with Spotify" then signs in as
+    `--user`, who plays a new song every `--every` seconds.
+    """
+    import argparse
+    from datetime import timedelta
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--user", default="demo")
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between new plays")
+    parser.add_argument("--history", type=int, default=100, help="plays before the start")
+    parser.add_argument("--client-id", default="fake-client-id")
+    args = parser.parse_args(argv)
+
+    fake = FakeSpotify(port=args.port, client_id=args.client_id)
+    fake.add_user(args.user)
+    fake.next_login = args.user
+    now = datetime.now(UTC)
+    for i in range(args.history):
+        fake.add_play(
+            args.user,
+            played_at=now - timedelta(minutes=4 * (i + 1)),
+            name=f"Song {i % 37}",
+            artist=f"Artist {i % 7}",
+        )
+    fake.start()
+    print(f"Fake Spotify on {fake.url} (client id {args.client_id!r}, user {args.user!r})")
+    n = 0
+    try:
+        while True:
+            time.sleep(args.every)
+            n += 1
+            fake.add_play(
+                args.user, played_at=datetime.now(UTC), name=f"Song {n % 37}", artist="Artist 1"
+            )
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -343,6 +343,16 @@ def access_token(account: SpotifyAccount) -> str:
 # --- The Web API ----------------------------------------------------------------------------
 
 
+def account_for(user: Any) -> SpotifyAccount:
+    """The user's Spotify account, ready for API calls, or an error saying what to do."""
+    account = SpotifyAccount.objects.filter(user=user).first()
+    if account is None or account.refresh_token is None:
+        raise SpotifyNotConnected("Spotify is not connected; sign in with Spotify to connect it.")
+    if account.needs_reauth:
+        raise SpotifyReauthRequired(account.status_reason or "Reconnect Spotify.")
+    return account
+
+
 def _raise_for_api_error(account: SpotifyAccount | None, response: requests.Response) -> None:
     if response.status_code < 400:
         return

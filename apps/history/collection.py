@@ -190,12 +190,23 @@ def _skipped(run: JobRun, reason: str) -> JobRun:
     return run
 
 
+def _finish(run: JobRun, *, status: str, counts: dict[str, Any], error: str = "") -> None:
+    """Close the run: an update when it was saved at the start, else one insert."""
+    if run.pk is not None:
+        run.finish(status=status, counts=counts, error=error)
+        return
+    run.status, run.counts, run.error = status, counts, error
+    run.finished_at = timezone.now()
+    run.save()
+
+
 def _record_failure(run: JobRun, checkpoint: SyncCheckpoint, exc: Exception, counts: dict) -> None:
-    checkpoint.last_poll_at = timezone.now()
-    checkpoint.consecutive_errors += 1
-    checkpoint.last_error = str(exc)
-    checkpoint.save(update_fields=["last_poll_at", "consecutive_errors", "last_error"])
-    run.finish(status=JobRun.Status.FAILED, counts=counts, error=str(exc))
+    with transaction.atomic():
+        checkpoint.last_poll_at = timezone.now()
+        checkpoint.consecutive_errors += 1
+        checkpoint.last_error = str(exc)
+        checkpoint.save(update_fields=["last_poll_at", "consecutive_errors", "last_error"])
+        _finish(run, status=JobRun.Status.FAILED, counts=counts, error=str(exc))
     logger.warning(
         "%s of %s failed: %s",
         run.get_type_display(),
@@ -227,7 +238,8 @@ def poll_user(*, user: User, task_id: str = "") -> JobRun:
     with user_lock(user.pk) as locked:
         if not locked:
             return _skipped(run, "another collection task for this user is running")
-        run.save()
+        # A poll takes a moment: its run is written once, at the end, with the checkpoint.
+        run.started_at = timezone.now()
         checkpoint = ensure_checkpoint(user=user)
         after = checkpoint.newest_played_at
         requests_made = 0
@@ -259,11 +271,13 @@ def poll_user(*, user: User, task_id: str = "") -> JobRun:
         if checkpoint.earliest_played_at is None and records:
             checkpoint.earliest_played_at = min(r.played_at for r in records)
             fields.append("earliest_played_at")
-        checkpoint.save(update_fields=fields)
-        run.finish(
-            status=JobRun.Status.SUCCEEDED,
-            counts=_counts(result, requests=requests_made, fetched=len(records)),
-        )
+        with transaction.atomic():
+            checkpoint.save(update_fields=fields)
+            _finish(
+                run,
+                status=JobRun.Status.SUCCEEDED,
+                counts=_counts(result, requests=requests_made, fetched=len(records)),
+            )
     if result.added:
         logger.info("Polled %s: %d new plays", user.username, result.added, extra={"user": user.pk})
     return run

@@ -322,3 +322,12 @@ def test_tokens_never_reach_the_logs_or_the_error(account, caplog):
     for secret in ("access-1", "refresh-1"):
         assert secret not in caplog.text
         assert secret not in str(caught.value)
+
+
+def test_account_for_finds_the_account_or_says_what_to_do(user, other_user, account):
+    assert spotify.account_for(user) == account
+    with pytest.raises(spotify.SpotifyNotConnected, match="sign in with Spotify"):
+        spotify.account_for(other_user)
+    account.mark_needs_reauth("Reconnect Spotify to resume collecting plays.")
+    with pytest.raises(spotify.SpotifyReauthRequired, match="Reconnect Spotify"):
+        spotify.account_for(user)
