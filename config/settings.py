@@ -258,6 +258,8 @@ IMPORT_MAX_UNCOMPRESSED_MB = env.int("IMPORT_MAX_UNCOMPRESSED_MB", default=4096)
 IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=100)
 IMPORT_KEEP_SENSITIVE = env.bool("IMPORT_KEEP_SENSITIVE", default=False)
 IMPORT_WATCH_DIR = env.str("IMPORT_WATCH_DIR", default="")
+# Records per write; each batch commits with the job's progress.
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=20_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -332,6 +334,16 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-log-events": {
         "task": "apps.history.tasks.purge_old_log_events",
         "schedule": 3600.0,
+    },
+    # Send imports left running by a dead worker back to the queue (or fail them after 3 tries).
+    "requeue-stale-imports": {
+        "task": "apps.imports.tasks.requeue_stale_imports",
+        "schedule": 120.0,
+    },
+    # Import new ZIPs dropped in IMPORT_WATCH_DIR/<username>/ (does nothing when it is unset).
+    "scan-import-watch-dir": {
+        "task": "apps.imports.tasks.scan_import_watch_dir",
+        "schedule": 60.0,
     },
 }
 # Collection (apps.history.collection).

@@ -15,4 +15,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.mcp.urls")),
+    path("imports/", include("apps.imports.urls")),
 ]

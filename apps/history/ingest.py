@@ -8,7 +8,14 @@ new and merges the ones already known:
   from another source that ended within DEDUP_TOLERANCE_SECONDS, or, for Account Data rows
   (minute precision), within that minute;
 - on a match the better data is kept: the most precise `played_at` (API milliseconds over export
-  seconds over Account Data minutes) and the export's `ms_played` and play details.
+  seconds over Account Data minutes) and the export's `ms_played` and play details;
+- a record also matches a play whose `played_at`, cut to the record's precision, equals the
+  record's: an export row still finds its play after an API play merged into it and gave it
+  milliseconds, so re-importing an export adds nothing.
+
+On PostgreSQL the batch takes the fast path: COPY into a temporary staging table, then one
+statement matches every row against the stored plays, one merges the matches and one inserts the
+rest with conflict handling. Elsewhere (SQLite) the same rules run in Python.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from ipaddress import ip_address
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.accounts.models import User
 from apps.history.models import Play
@@ -86,16 +95,40 @@ class InsertResult:
                 self.latest = max(self.latest or when, when)
 
 
-def _window_overlaps(play_at: datetime, window: tuple[datetime, datetime], source: str) -> bool:
+def truncate_to_precision(when: datetime, source: str) -> datetime:
+    """`when` cut to the precision of a source's times: whole seconds for the extended export,
+    whole minutes for Account Data, unchanged for the API."""
+    if source == Source.EXPORT_EXTENDED:
+        return when.replace(microsecond=0)
     if source == Source.EXPORT_ACCOUNT:
-        return window[0] <= play_at < window[1]
-    return window[0] <= play_at <= window[1]
+        return when.replace(second=0, microsecond=0)
+    return when
 
 
-def _existing_window(play: Play, tolerance: timedelta) -> tuple[datetime, datetime]:
-    if play.source == Source.EXPORT_ACCOUNT:
-        return (play.played_at, play.played_at + timedelta(seconds=60))
-    return (play.played_at - tolerance, play.played_at + tolerance)
+def _in_window(when: datetime, anchor: datetime, source: str, tolerance: timedelta) -> bool:
+    """Whether `when` falls in the window of a play from `source` that ended at `anchor`."""
+    if source == Source.EXPORT_ACCOUNT:
+        return anchor <= when < anchor + MINUTE
+    return anchor - tolerance <= when <= anchor + tolerance
+
+
+def is_same_play(
+    existing_at: datetime,
+    existing_source: str,
+    record_at: datetime,
+    record_source: str,
+    tolerance: timedelta,
+) -> bool:
+    """The matching rule, for one stored play and one record of the same user and track."""
+    if truncate_to_precision(existing_at, record_source) == record_at:
+        return True
+    return existing_source != record_source and (
+        _in_window(existing_at, record_at, record_source, tolerance)
+        or _in_window(record_at, existing_at, existing_source, tolerance)
+    )
+
+
+MINUTE = timedelta(seconds=60)
 
 
 def _merge(play: Play, record: PlayRecord) -> list[str]:
@@ -113,21 +146,54 @@ def _merge(play: Play, record: PlayRecord) -> list[str]:
     return changed
 
 
+def _track_ids(records: Sequence[PlayRecord]) -> list[int]:
+    """The track id of each record; each distinct item is resolved once."""
+    index: dict[tuple[object, ...], int] = {}
+    infos: list[TrackInfo] = []
+    positions: list[int] = []
+    for record in records:
+        info = record.track
+        key = (info.uri, info.name, info.artist_name, info.album_name, info.kind, info.artists)
+        position = index.get(key)
+        if position is None:
+            position = index[key] = len(infos)
+            infos.append(info)
+        positions.append(position)
+    ids = resolve_tracks(infos, source=records[0].source)
+    return [ids[p] for p in positions]
+
+
 @transaction.atomic
 def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
     """Store a batch of plays for one user; the counts say what was new and what was known."""
     result = InsertResult()
     if not records:
         return result
-    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
-    track_ids = resolve_tracks(
-        [r.track for r in records],
-        source=records[0].source,
-    )
+    track_ids = _track_ids(records)
+    if connection.vendor == "postgresql":
+        # One source per statement: rows of one source never match each other across sources.
+        by_source: dict[str, list[int]] = defaultdict(list)
+        for i, record in enumerate(records):
+            by_source[record.source].append(i)
+        for source, positions in by_source.items():
+            if len(by_source) == 1:
+                part, part_ids = records, track_ids
+            else:
+                part = [records[i] for i in positions]
+                part_ids = [track_ids[i] for i in positions]
+            result.update(_insert_postgresql(user, source, part, part_ids))
+        return result
+    return _insert_portable(user, records, track_ids)
 
+
+def _insert_portable(
+    user: User, records: Sequence[PlayRecord], track_ids: list[int]
+) -> InsertResult:
+    result = InsertResult()
+    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     # Existing plays near the batch, for the exact and cross-source matches.
-    lo = min(r.played_at for r in records) - tolerance - timedelta(seconds=60)
-    hi = max(r.played_at for r in records) + tolerance + timedelta(seconds=60)
+    lo = min(r.played_at for r in records) - tolerance - MINUTE
+    hi = max(r.played_at for r in records) + tolerance + MINUTE
     existing: dict[int, list[Play]] = defaultdict(list)
     for play in Play.objects.for_user(user).filter(
         track_id__in=set(track_ids), played_at__gte=lo, played_at__lte=hi
@@ -137,17 +203,18 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
     to_create: list[Play] = []
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
-        window = record.match_window(tolerance)
         match = None
         for play in existing[track_id]:
-            if play.played_at == record.played_at:
+            if not is_same_play(
+                play.played_at, play.source, record.played_at, record.source, tolerance
+            ):
+                continue
+            if truncate_to_precision(play.played_at, record.source) == record.played_at:
                 match = play
                 break
-            if play.source != record.source and (
-                _window_overlaps(play.played_at, window, record.source)
-                or _window_overlaps(
-                    record.played_at, _existing_window(play, tolerance), play.source
-                )
+            # Of several plays within the tolerance, the nearest.
+            if match is None or abs(play.played_at - record.played_at) < abs(
+                match.played_at - record.played_at
             ):
                 match = play
         if match is None:
@@ -172,7 +239,14 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
             to_create.append(play)
             continue
         result.duplicates += 1
+        old_at = match.played_at
         changed = _merge(match, record)
+        if "played_at" in changed and any(
+            p is not match and p.played_at == match.played_at for p in existing[track_id]
+        ):
+            # Another play already holds that exact time: keep the old one.
+            match.played_at = old_at
+            changed.remove("played_at")
         if changed and match.pk is not None:
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
@@ -181,8 +255,196 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
     for play, fields in to_update.values():
         Play.objects.filter(pk=play.pk).update(**{name: getattr(play, name) for name in fields})
     if to_create:
-        created = Play.objects.bulk_create(to_create, ignore_conflicts=True)
-        result.added = len(created)
+        Play.objects.bulk_create(to_create)
+        result.added = len(to_create)
         times = [p.played_at for p in to_create]
         result.earliest, result.latest = min(times), max(times)
     return result
+
+
+# --- The PostgreSQL fast path -------------------------------------------------------------------
+
+_STAGE_COLUMNS = (
+    ("seq", "int4"),
+    ("track_id", "int8"),
+    ("played_at", "timestamptz"),
+    ("ms_played", "int4"),
+    ("reason_start", "text"),
+    ("reason_end", "text"),
+    ("skipped", "bool"),
+    ("shuffle", "bool"),
+    ("offline", "bool"),
+    ("platform", "text"),
+    ("conn_country", "text"),
+    ("ip_addr", "inet"),
+    ("user_agent", "text"),
+    ("export_username", "text"),
+)
+_CREATE_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS history_play_stage ("
+    + ", ".join(f"{name} {kind}" for name, kind in _STAGE_COLUMNS)
+    + ", play_id int8) ON COMMIT DROP"
+)
+
+
+def _sql_rank(rank: dict[str, int], column: str) -> str:
+    cases = " ".join(f"WHEN '{source}' THEN {value}" for source, value in rank.items())
+    return f"(CASE {column} {cases} END)"
+
+
+_TRUNC_UNIT: dict[str, str] = {
+    Source.API: "microseconds",
+    Source.EXPORT_EXTENDED: "second",
+    Source.EXPORT_ACCOUNT: "minute",
+}
+
+# For each staged row, the stored play it is: the same time at the row's precision, else the
+# nearest play of another source whose window overlaps (see is_same_play).
+_MATCH = """
+UPDATE history_play_stage s SET play_id = (
+    SELECT p.id FROM history_play p
+    WHERE p.user_id = %(user)s AND p.track_id = s.track_id
+      AND p.played_at >= s.played_at - %(reach)s AND p.played_at <= s.played_at + %(reach)s
+      AND (
+        date_trunc(%(unit)s, p.played_at) = s.played_at
+        OR (p.source <> %(source)s AND (
+            {record_window}
+            OR CASE WHEN p.source = 'export_account'
+                    THEN s.played_at >= p.played_at AND s.played_at < p.played_at + interval '60 s'
+                    ELSE s.played_at BETWEEN p.played_at - %(tol)s AND p.played_at + %(tol)s END
+        ))
+      )
+    ORDER BY date_trunc(%(unit)s, p.played_at) = s.played_at DESC,
+             abs(extract(epoch FROM p.played_at - s.played_at)), p.id
+    LIMIT 1
+)
+"""
+_RECORD_WINDOW = {
+    True: "(p.played_at >= s.played_at AND p.played_at < s.played_at + interval '60 s')",
+    False: "(p.played_at BETWEEN s.played_at - %(tol)s AND s.played_at + %(tol)s)",
+}
+
+# Fold each matched row into its play, keeping the better data (see _merge). A played_at that
+# another play of the track already holds is left alone.
+# Built from constants only.
+_MERGE = f"""
+WITH m AS (
+    SELECT DISTINCT ON (play_id) * FROM history_play_stage
+    WHERE play_id IS NOT NULL ORDER BY play_id, seq
+), n AS (
+    SELECT p.id,
+        CASE WHEN %(precision)s > {_sql_rank(PRECISION, "p.source")}
+                  AND p.played_at <> m.played_at
+                  AND NOT EXISTS (
+                      SELECT 1 FROM history_play q WHERE q.user_id = p.user_id
+                      AND q.track_id = p.track_id AND q.played_at = m.played_at)
+             THEN m.played_at ELSE p.played_at END AS played_at,
+        {{details}}
+    FROM history_play p JOIN m ON p.id = m.play_id
+)
+UPDATE history_play p SET played_at = n.played_at, {{assign}}
+FROM n WHERE p.id = n.id
+  AND (p.played_at, {{old}}) IS DISTINCT FROM (n.played_at, {{new}})
+"""  # noqa: S608
+_TEXT_DETAILS = {"reason_start", "reason_end", "platform", "conn_country"}
+
+
+def _merge_sql() -> str:
+    better = f"%(detail)s > {_sql_rank(DETAIL, 'p.source')}"
+    details = ",\n        ".join(
+        f"CASE WHEN {better} THEN COALESCE("
+        + (f"NULLIF(m.{name}, '')" if name in _TEXT_DETAILS else f"m.{name}")
+        + f", p.{name}) ELSE p.{name} END AS {name}"
+        for name in DETAIL_FIELDS
+    )
+    return _MERGE.format(
+        details=details,
+        assign=", ".join(f"{name} = n.{name}" for name in DETAIL_FIELDS),
+        old=", ".join(f"p.{name}" for name in DETAIL_FIELDS),
+        new=", ".join(f"n.{name}" for name in DETAIL_FIELDS),
+    )
+
+
+_MERGE_SQL = _merge_sql()
+
+_INSERT = """
+WITH ins AS (
+    INSERT INTO history_play (user_id, track_id, played_at, ms_played, source, reason_start,
+        reason_end, skipped, shuffle, offline, platform, conn_country, ip_addr, user_agent,
+        export_username, created_at)
+    SELECT %(user)s, track_id, played_at, ms_played, %(source)s, reason_start, reason_end,
+        skipped, shuffle, offline, platform, conn_country, ip_addr, user_agent,
+        export_username, now()
+    FROM (
+        SELECT DISTINCT ON (track_id, played_at) * FROM history_play_stage
+        WHERE play_id IS NULL ORDER BY track_id, played_at, seq
+    ) s
+    ON CONFLICT (user_id, track_id, played_at) DO NOTHING
+    RETURNING played_at
+)
+SELECT count(*), min(played_at), max(played_at) FROM ins
+"""
+
+
+def _insert_postgresql(
+    user: User, source: str, records: Sequence[PlayRecord], track_ids: list[int]
+) -> InsertResult:
+    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    params: dict[str, Any] = {
+        "user": user.pk,
+        "source": source,
+        "unit": _TRUNC_UNIT[source],
+        "tol": tolerance,
+        "reach": tolerance + MINUTE,
+        "precision": PRECISION[source],
+        "detail": DETAIL[source],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_STAGE)
+        cursor.execute("TRUNCATE history_play_stage")
+        columns = ", ".join(name for name, _ in _STAGE_COLUMNS)
+        with cursor.copy(f"COPY history_play_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([kind for _, kind in _STAGE_COLUMNS])
+            write = copy.write_row
+            for seq, (r, track_id) in enumerate(zip(records, track_ids, strict=True)):
+                write(
+                    (
+                        seq,
+                        track_id,
+                        r.played_at,
+                        r.ms_played,
+                        r.reason_start,
+                        r.reason_end,
+                        r.skipped,
+                        r.shuffle,
+                        r.offline,
+                        r.platform,
+                        r.conn_country,
+                        ip_address(r.ip_addr) if r.ip_addr else None,
+                        r.user_agent,
+                        r.export_username,
+                    )
+                )
+        lo = min(r.played_at for r in records) - tolerance - MINUTE
+        hi = max(r.played_at for r in records) + tolerance + MINUTE
+        # A first import meets no stored plays in its time span: skip the matching then.
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM history_play WHERE user_id = %s "
+            "AND played_at BETWEEN %s AND %s)",
+            [user.pk, lo, hi],
+        )
+        merged = 0
+        if cursor.fetchone()[0]:
+            window = _RECORD_WINDOW[source == Source.EXPORT_ACCOUNT]
+            cursor.execute(_MATCH.format(record_window=window), params)
+            cursor.execute(_MERGE_SQL, params)
+            merged = cursor.rowcount
+        cursor.execute(_INSERT, params)
+        added, earliest, latest = cursor.fetchone()
+    return InsertResult(
+        added=added,
+        duplicates=len(records) - added,
+        merged=merged,
+        earliest=earliest,
+        latest=latest,
+    )

@@ -1,11 +1,31 @@
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from apps.imports import services
 from apps.imports.models import ImportJob
+
+
+class ImportJobAddForm(forms.ModelForm):
+    """Staff upload an export for any user."""
+
+    class Meta:
+        model = ImportJob
+        fields = ["user", "file"]
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data.get("file")
+        if not upload:
+            raise forms.ValidationError("Choose the export ZIP to import.")
+        if upload.size > services.max_upload_bytes():
+            raise forms.ValidationError(services.too_big_message())
+        return upload
 
 
 @admin.register(ImportJob)
@@ -25,11 +45,16 @@ class ImportJobAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "original_name", "sha256", "error"]
     list_select_related = ["user"]
     raw_id_fields = ["user"]
+    actions = ["run_again"]
     readonly_fields = [
+        "user",
+        "file",
+        "local_path",
         "original_name",
         "size",
         "sha256",
         "status",
+        "progress_pct",
         "formats",
         "ignored_files",
         "records_total",
@@ -41,6 +66,9 @@ class ImportJobAdmin(admin.ModelAdmin):
         "earliest_play",
         "latest_play",
         "error",
+        "bytes_total",
+        "bytes_processed",
+        "play_id_floor",
         "attempts",
         "created_at",
         "started_at",
@@ -53,7 +81,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     ]
     # The change page of an existing job, grouped so its state reads at a glance.
     change_fieldsets = (
-        (None, {"fields": ["user", "original_name", "file", "size", "sha256"]}),
+        (None, {"fields": ["user", "original_name", "file", "local_path", "size", "sha256"]}),
         ("Progress", {"fields": ["status", "progress", "error", "attempts"]}),
         (
             "Result",
@@ -71,14 +99,23 @@ class ImportJobAdmin(admin.ModelAdmin):
             },
         ),
         ("Times", {"fields": ["created_at", "started_at", "heartbeat_at", "finished_at"]}),
+        (
+            "Resume state",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "records_total",
+                    "records_processed",
+                    "bytes_total",
+                    "bytes_processed",
+                    "play_id_floor",
+                ],
+            },
+        ),
     )
 
     class Media:
         css = {"all": ["css/admin.css"]}
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = super().get_readonly_fields(request, obj)
-        return [*fields, "user", "file"] if obj is not None else fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is not None:
@@ -87,14 +124,15 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: ImportJob) -> SafeString:
-        total = f"{obj.records_total:,}" if obj.records_total else "an unknown number of"
+        if obj.records_total:
+            done = f"{obj.records_processed:,} of {obj.records_total:,} records processed"
+        else:
+            done = f"{obj.records_processed:,} records processed so far"
         return format_html(
-            '<progress class="import-progress" max="100" value="{}"></progress> {}% · {} of {} '
-            "records processed",
+            '<progress class="import-progress" max="100" value="{}"></progress> {}% · {}',
             obj.progress_pct,
             obj.progress_pct,
-            f"{obj.records_processed:,}",
-            total,
+            done,
         )
 
     @admin.display(description="skipped records")
@@ -127,4 +165,34 @@ class ImportJobAdmin(admin.ModelAdmin):
             return "None"
         return format_html(
             "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((f,) for f in obj.ignored_files))
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = ImportJobAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else []
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["user", "file"]
+        return self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ImportJob, form: Any, change: bool) -> None:
+        if change:
+            return
+        with transaction.atomic():
+            services.create_upload_job(user=obj.user, upload=form.cleaned_data["file"], job=obj)
+
+    @admin.action(description="Run the selected failed imports again")
+    def run_again(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        with transaction.atomic():
+            queued = sum(services.retry_job(job=job) for job in queryset)
+        self.message_user(
+            request,
+            f"{queued} failed import(s) queued again."
+            + ("" if queued == queryset.count() else " Only failed imports can run again."),
+            messages.SUCCESS if queued else messages.WARNING,
         )

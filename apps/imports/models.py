@@ -19,10 +19,12 @@ class ImportJob(models.Model):
         FAILED = "failed", "Failed"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    file = models.FileField(upload_to="imports/%Y/%m/", max_length=255)
+    file = models.FileField(upload_to="imports/%Y/%m/", max_length=255, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    # A ZIP read where it lies (the import_export command, the watched folder), not uploaded.
+    local_path = models.CharField(max_length=1024, blank=True, db_index=True)
 
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
@@ -38,6 +40,12 @@ class ImportJob(models.Model):
     earliest_play = models.DateTimeField(null=True, blank=True)
     latest_play = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Progress: uncompressed bytes of the Spotify files read so far, of the total.
+    bytes_total = models.PositiveBigIntegerField(default=0)
+    bytes_processed = models.PositiveBigIntegerField(default=0)
+    # The highest play id when the import first started: a failed import removes the plays it
+    # added above it, so nothing half-written stays.
+    play_id_floor = models.BigIntegerField(null=True, blank=True)
 
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
@@ -55,9 +63,24 @@ class ImportJob(models.Model):
     def progress_pct(self) -> float:
         if self.status == self.Status.SUCCEEDED:
             return 100.0
-        if not self.records_total:
+        if self.records_total:
+            return min(100.0, round(100 * self.records_processed / self.records_total, 1))
+        if not self.bytes_total:
             return 0.0
-        return min(100.0, round(100 * self.records_processed / self.records_total, 1))
+        return min(99.9, round(100 * self.bytes_processed / self.bytes_total, 1))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)
+
+    @property
+    def path(self) -> str:
+        """Where the ZIP is read from."""
+        return self.local_path or self.file.path
+
+    @property
+    def display_name(self) -> str:
+        return self.original_name or self.file.name.rsplit("/", 1)[-1]
 
     @property
     def skipped_total(self) -> int:

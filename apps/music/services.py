@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
 
 from apps.music.models import Album, Artist, Source, Track, TrackArtist
-from apps.music.normalize import is_local_uri, local_track_uri, normalize_name
+from apps.music.normalize import LOCAL_PREFIX, is_local_uri, local_track_uri
+from apps.music.normalize import normalize_name as _normalize_name
+
+# Names repeat a lot in a batch (artists, albums): normalise each once.
+normalize_name = lru_cache(maxsize=65_536)(_normalize_name)
 
 
 @dataclass(slots=True)
@@ -75,7 +84,13 @@ def _albums(
         return {}
 
     def fetch() -> dict[tuple[int | None, str], Album]:
-        rows = Album.objects.filter(name_key__in={k for _, k in wanted})
+        if connection.vendor == "postgresql":
+            return _fetch_albums_postgresql(wanted)
+        artist_ids = {a for a, _ in wanted}
+        by_artist = Q(artist_id__in=artist_ids - {None})
+        if None in artist_ids:
+            by_artist |= Q(artist__isnull=True)
+        rows = Album.objects.filter(by_artist, name_key__in={k for _, k in wanted})
         return {(a.artist_id, a.name_key): a for a in rows if (a.artist_id, a.name_key) in wanted}
 
     found = fetch()
@@ -89,7 +104,18 @@ def _albums(
         if (artist_id, key) not in found
     ]
     if missing:
-        Album.objects.bulk_create(missing, ignore_conflicts=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _INSERT_ALBUMS,
+                    [
+                        [a.name for a in missing],
+                        [a.name_key for a in missing],
+                        [a.artist_id for a in missing],
+                    ],
+                )
+        else:
+            Album.objects.bulk_create(missing, ignore_conflicts=True)
         found = fetch()
     for (artist_id, key), info in wanted.items():
         album = found[(artist_id, key)]
@@ -100,12 +126,82 @@ def _albums(
     return found
 
 
+_INSERT_ALBUMS = """
+INSERT INTO music_album (name, name_key, artist_id, created_at)
+SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS u
+ON CONFLICT DO NOTHING
+"""
+_FETCH_ALBUMS = """
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+JOIN unnest(%s::bigint[], %s::varchar[]) AS w(artist_id, name_key)
+    ON a.artist_id = w.artist_id AND a.name_key = w.name_key
+UNION ALL
+SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
+WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
+"""
+
+
+def _fetch_albums_postgresql(
+    wanted: dict[tuple[int | None, str], TrackInfo],
+) -> dict[tuple[int | None, str], Album]:
+    with_artist = [(a, k) for a, k in wanted if a is not None]
+    without = [k for a, k in wanted if a is None]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FETCH_ALBUMS,
+            [[a for a, _ in with_artist], [k for _, k in with_artist], without],
+        )
+        rows = cursor.fetchall()
+    return {
+        (artist_id, key): Album(id=pk, artist_id=artist_id, name_key=key, spotify_id=spotify_id)
+        for pk, artist_id, key, spotify_id in rows
+    }
+
+
 def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:
     """The track id of each info, in order, creating catalogue rows as needed.
 
     A record without a URI resolves by name to a known track of the same normalised artist and
     name, preferring a real Spotify track; only when none is known does it get a local id.
+    Items already in the catalogue cost one lookup; only new items, and API items that bring
+    Spotify ids to attach, go through the artist and album upsert.
     """
+    uris = [info.resolved_uri for info in infos]
+    known = _ids_by_uri(set(uris))
+    rest = [
+        info
+        for info, uri in zip(infos, uris, strict=True)
+        if uri not in known or info.artists or info.album_spotify_id
+    ]
+    by_name = _upsert_tracks(rest, source=source, known=known) if rest else {}
+    return [
+        by_name[info.key] if by_name and info.uri is None and info.key in by_name else known[uri]
+        for info, uri in zip(infos, uris, strict=True)
+    ]
+
+
+_CHUNK = 5_000
+
+
+def _ids_by_uri(uris: set[str]) -> dict[str, int]:
+    if not uris:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT uri, id FROM music_track WHERE uri = ANY(%s)", [list(uris)])
+            return dict(cursor.fetchall())
+    found: dict[str, int] = {}
+    ordered = sorted(uris)
+    for i in range(0, len(ordered), _CHUNK):
+        found.update(Track.objects.filter(uri__in=ordered[i : i + _CHUNK]).values_list("uri", "id"))
+    return found
+
+
+def _upsert_tracks(
+    infos: Sequence[TrackInfo], *, source: str, known: dict[str, int]
+) -> dict[tuple[str, str], int]:
+    """Create what `infos` need (artists, albums, tracks, credits); fill `known` (uri -> id) and
+    return the by-name resolution of infos without a URI."""
     artists = _artists(
         [credit for info in infos for credit in info.artists]
         + [(info.artist_name, None) for info in infos if info.artist_name]
@@ -124,30 +220,34 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
         ):
             by_name.setdefault((artist_key, name_key), track_id)
 
-    uris = {info.resolved_uri for info in infos}
-    known = dict(Track.objects.filter(uri__in=uris).values_list("uri", "id"))
-    new: dict[str, Track] = {}
+    # uri -> (kind, name, name_key, album id, primary artist id, duration)
+    new: dict[str, tuple[str, str, str, int | None, int | None, int | None]] = {}
     for info in infos:
         uri = info.resolved_uri
         if uri in known or uri in new or (info.uri is None and info.key in by_name):
             continue
         artist = artists.get(normalize_name(info.artist_name))
         album = albums.get((artist.pk if artist else None, normalize_name(info.album_name)), None)
-        new[uri] = Track(
-            uri=uri[:128],
-            kind=info.kind,
-            name=(info.name or "")[:512],
-            name_key=normalize_name(info.name)[:512],
-            album=album,
-            primary_artist=artist,
-            duration_ms=info.duration_ms,
-            first_source=source,
+        new[uri[:128]] = (
+            info.kind,
+            (info.name or "")[:512],
+            normalize_name(info.name)[:512],
+            album.pk if album else None,
+            artist.pk if artist else None,
+            info.duration_ms,
         )
     if new:
-        Track.objects.bulk_create(new.values(), ignore_conflicts=True)
-        known.update(Track.objects.filter(uri__in=new).values_list("uri", "id"))
+        _insert_tracks(new, source=source)
+        known.update(_ids_by_uri(set(new)))
+        real = [
+            (known[uri], row[4], row[2])
+            for uri, row in new.items()
+            if not is_local_uri(uri) and row[4] is not None
+        ]
+        if real:
+            merge_local_tracks(real)
         credits = [
-            TrackArtist(track_id=known[info.resolved_uri], artist=artists[key], position=pos)
+            (known[info.resolved_uri], artists[key].pk, pos)
             for info in infos
             if info.resolved_uri in new
             for pos, key in enumerate(
@@ -158,8 +258,132 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
             )
             if key in artists
         ]
-        TrackArtist.objects.bulk_create(credits, ignore_conflicts=True)
-    return [
-        by_name[info.key] if info.uri is None and info.key in by_name else known[info.resolved_uri]
-        for info in infos
+        _insert_credits(credits)
+    return by_name
+
+
+# On PostgreSQL new tracks and credits go in as arrays through unnest(): one statement per
+# batch instead of an ORM object per row.
+_INSERT_TRACKS = """
+INSERT INTO music_track (uri, kind, name, name_key, album_id, primary_artist_id, duration_ms,
+    first_source, created_at)
+SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
+    %s::bigint[], %s::bigint[], %s::integer[], %s::varchar[]) AS u
+ON CONFLICT (uri) DO NOTHING
+"""
+_INSERT_CREDITS = """
+INSERT INTO music_trackartist (track_id, artist_id, position)
+SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::smallint[])
+ON CONFLICT DO NOTHING
+"""
+
+
+def _insert_tracks(
+    rows: dict[str, tuple[str, str, str, int | None, int | None, int | None]], *, source: str
+) -> None:
+    if connection.vendor != "postgresql":
+        Track.objects.bulk_create(
+            [
+                Track(
+                    uri=uri,
+                    kind=kind,
+                    name=name,
+                    name_key=name_key,
+                    album_id=album_id,
+                    primary_artist_id=artist_id,
+                    duration_ms=duration_ms,
+                    first_source=source,
+                )
+                for uri, (kind, name, name_key, album_id, artist_id, duration_ms) in rows.items()
+            ],
+            ignore_conflicts=True,
+        )
+        return
+    columns: list[list[Any]] = [list(rows), *map(list, zip(*rows.values(), strict=True))]
+    columns.append([source] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_TRACKS, columns)
+
+
+def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
+    if not credits:
+        return
+    if connection.vendor != "postgresql":
+        TrackArtist.objects.bulk_create(
+            [TrackArtist(track_id=t, artist_id=a, position=p) for t, a, p in credits],
+            ignore_conflicts=True,
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
+
+
+def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
+    """Fold `local:` tracks into real ones of the same primary artist and normalised name.
+
+    `real_tracks` holds (track id, primary artist id, name key) of real Spotify tracks. Each
+    local track with the same artist and name key has its plays moved to the real track: a play
+    that is the same play as one already on the real track (see `is_same_play`) is merged into
+    it and removed. The local track is then deleted. Returns the number of local tracks merged.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from apps.history.ingest import DETAIL, DETAIL_FIELDS, PRECISION, is_same_play
+    from apps.history.models import Play
+
+    wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
+    if not Track.objects.filter(uri__startswith=LOCAL_PREFIX).exists():
+        return 0
+    locals_ = [
+        (local_id, wanted[(artist_id, name_key)])
+        for local_id, artist_id, name_key in Track.objects.filter(
+            uri__startswith=LOCAL_PREFIX,
+            primary_artist_id__in={a for a, _ in wanted},
+            name_key__in={n for _, n in wanted},
+        ).values_list("id", "primary_artist_id", "name_key")
+        if (artist_id, name_key) in wanted
     ]
+    if not locals_:
+        return 0
+    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    for local_id, real_id in locals_:
+        on_real: dict[int, list[Play]] = {}
+        for play in Play.objects.filter(track_id=real_id):
+            on_real.setdefault(play.user_id, []).append(play)
+        moved: list[int] = []
+        for play in Play.objects.filter(track_id=local_id).order_by("pk"):
+            match = next(
+                (
+                    real
+                    for real in on_real.get(play.user_id, [])
+                    if is_same_play(
+                        real.played_at, real.source, play.played_at, play.source, tolerance
+                    )
+                    or is_same_play(
+                        play.played_at, play.source, real.played_at, real.source, tolerance
+                    )
+                ),
+                None,
+            )
+            if match is None:
+                moved.append(play.pk)
+                on_real.setdefault(play.user_id, []).append(play)
+                continue
+            changes: dict[str, object] = {}
+            if PRECISION[play.source] > PRECISION[match.source]:
+                changes["played_at"] = play.played_at
+            if DETAIL[play.source] > DETAIL[match.source]:
+                for name in DETAIL_FIELDS:
+                    value = getattr(play, name)
+                    if value not in (None, ""):
+                        changes[name] = value
+            play.delete()
+            if changes:
+                Play.objects.filter(pk=match.pk).update(**changes)
+                for name, value in changes.items():
+                    setattr(match, name, value)
+        Play.objects.filter(pk__in=moved).update(track_id=real_id)
+        Track.objects.filter(pk=local_id).delete()
+    return len(locals_)

@@ -1,0 +1,153 @@
+"""`manage.py bench imports`: end-to-end import speed and memory, on generated exports.
+
+It writes a realistic Extended Streaming History ZIP (`make_demo_export`, in a subprocess so this
+process stays lean), then imports it three times into an empty catalogue and prints each run's
+records/s, seconds and peak RSS, and the median. Then it re-imports the same ZIP (everything is a
+duplicate: the matching path) and imports an export twice the size, to show that memory stays
+flat. On SQLite it uses a database file in WAL mode, as the embedded default does.
+
+    make bench BENCH_ARGS=imports                      # PostgreSQL with DATABASE_URL, else SQLite
+    .venv/bin/python manage.py bench imports --quick   # 50 000 records instead of 500 000
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+
+from apps.accounts.models import User
+from apps.history.models import Play
+from apps.imports import services
+from apps.imports.models import ImportJob
+
+
+def _peak_rss_reset() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux), so each run is measured alone."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _rss_mb(field: str) -> float:
+    """VmHWM (peak) or VmRSS (current) of this process, in MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _make_export(path: Path, records: int, seed: int) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "make_demo_export",
+            str(path),
+            "--records",
+            str(records),
+            "--seed",
+            str(seed),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _empty_database() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "TRUNCATE history_play, imports_importjob, music_trackartist, music_track, "
+                "music_album, music_artist"
+            )
+    else:
+        from apps.music.models import Album, Artist, Track, TrackArtist
+
+        for model in (Play, ImportJob, TrackArtist, Track, Album, Artist):
+            model.objects.all().delete()
+
+
+def _import(path: Path, username: str) -> dict[str, Any]:
+    user, _ = User.objects.get_or_create(username=username)
+    _peak_rss_reset()
+    started = time.perf_counter()
+    job = services.create_local_job(user=user, path=path, queue=False)
+    done = services.run_import(job_id=job.pk)
+    seconds = time.perf_counter() - started
+    assert done is not None and done.status == ImportJob.Status.SUCCEEDED, done and done.error
+    stored = Play.objects.for_user(user).count()
+    assert stored >= done.plays_added, (stored, done.plays_added)
+    return {
+        "records": done.records_seen,
+        "added": done.plays_added,
+        "duplicates": done.duplicates,
+        "seconds": seconds,
+        "rate": done.records_seen / seconds,
+        "peak_mb": _rss_mb("VmHWM"),
+    }
+
+
+def _line(label: str, r: dict[str, Any]) -> str:
+    return (
+        f"{label:<22} {r['records']:>9,} records {r['seconds']:>7.2f} s "
+        f"{r['rate']:>9,.0f} records/s  peak RSS {r['peak_mb']:>5.0f} MB  "
+        f"(added {r['added']:,}, duplicates {r['duplicates']:,})"
+    )
+
+
+def _use_sqlite_file(folder: Path) -> str:
+    """Point the connection at a fresh SQLite file (WAL, as in the embedded default)."""
+    old = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = str(folder / "bench.sqlite3")
+    call_command("migrate", verbosity=0, interactive=False)
+    return str(old)
+
+
+def run(*, out: Any, options: dict[str, Any]) -> None:
+    records = 50_000 if options.get("quick") else 500_000
+    with tempfile.TemporaryDirectory(prefix="bench-imports-") as tmp:
+        folder = Path(tmp)
+        old_name = _use_sqlite_file(folder) if connection.vendor == "sqlite" else None
+        try:
+            export, double = folder / "export.zip", folder / "export-2x.zip"
+            out.write(f"Writing a {records:,}-record export and a {2 * records:,}-record one...")
+            _make_export(export, records, seed=1)
+            _make_export(double, 2 * records, seed=2)
+            out.write(
+                f"Database: {connection.vendor}; batches of {settings.IMPORT_BATCH_SIZE:,}; "
+                f"export {export.stat().st_size / 1e6:.1f} MB zipped. Process RSS before: "
+                f"{_rss_mb('VmRSS'):.0f} MB."
+            )
+            runs = []
+            for i in range(3):
+                _empty_database()
+                result = _import(export, f"bench{i}")
+                runs.append(result)
+                out.write(_line(f"run {i + 1} (empty db)", result))
+            median = sorted(runs, key=lambda r: r["rate"])[1]
+            out.write(
+                f"median: {median['rate']:,.0f} records/s, {median['seconds']:.2f} s, "
+                f"peak RSS {statistics.median(r['peak_mb'] for r in runs):.0f} MB"
+            )
+            out.write(_line("re-import (all known)", _import(export, "bench2")))
+            _empty_database()
+            out.write(_line("2x export (empty db)", _import(double, "bench-double")))
+        finally:
+            if old_name is not None:
+                connection.close()
+                connection.settings_dict["NAME"] = old_name

@@ -1,0 +1,451 @@
+"""Reading Spotify export ZIPs: format detection, archive checks and streaming record parsing.
+
+Nothing is ever extracted to disk: members are read straight from the archive with ijson's C
+backend, one record at a time, so memory stays flat whatever the export's size. Each record is
+normalised to one `PlayRecord` (see `apps.history.ingest`), or skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import ijson
+from django.conf import settings
+
+from apps.history.ingest import PlayRecord
+from apps.music.models import Source, Track
+from apps.music.services import TrackInfo
+
+
+class ExportError(Exception):
+    """The export can't be imported; the message says why, for the user."""
+
+
+# --- Formats ----------------------------------------------------------------------------------
+
+EXTENDED = "extended"
+ACCOUNT_MUSIC = "account_music"
+ACCOUNT_PODCAST = "account_podcast"
+
+FORMAT_LABELS = {
+    EXTENDED: "Extended streaming history",
+    ACCOUNT_MUSIC: "Account data (music)",
+    ACCOUNT_PODCAST: "Account data (podcasts)",
+}
+SOURCE_OF = {
+    EXTENDED: Source.EXPORT_EXTENDED,
+    ACCOUNT_MUSIC: Source.EXPORT_ACCOUNT,
+    ACCOUNT_PODCAST: Source.EXPORT_ACCOUNT,
+}
+
+_FORMATS = [
+    (re.compile(r"Streaming_History_(Audio|Video)_.*\.json", re.IGNORECASE), EXTENDED),
+    (re.compile(r"endsong(_\d+)?\.json", re.IGNORECASE), EXTENDED),
+    (re.compile(r"StreamingHistory_music_\d+\.json", re.IGNORECASE), ACCOUNT_MUSIC),
+    (re.compile(r"StreamingHistory\d+\.json", re.IGNORECASE), ACCOUNT_MUSIC),
+    (re.compile(r"StreamingHistory_podcast_\d+\.json", re.IGNORECASE), ACCOUNT_PODCAST),
+]
+_ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".7z", ".rar", ".bz2", ".xz", ".jar")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def detect_format(name: str) -> str | None:
+    """The export format of a ZIP member, by its basename wherever it sits; None for others."""
+    basename = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for pattern, fmt in _FORMATS:
+        if pattern.fullmatch(basename):
+            return fmt
+    return None
+
+
+@dataclass
+class Member:
+    name: str
+    format: str
+    size: int
+
+
+@dataclass
+class ExportContents:
+    members: list[Member]
+    ignored: list[str]
+
+    @property
+    def formats(self) -> list[str]:
+        return sorted({m.format for m in self.members})
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(m.size for m in self.members)
+
+
+# --- Archive checks ---------------------------------------------------------------------------
+
+
+def _unsafe_path(name: str) -> bool:
+    path = name.replace("\\", "/")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        return True
+    return any(part == ".." for part in path.split("/"))
+
+
+def inspect_archive(archive: zipfile.ZipFile) -> ExportContents:
+    """Check every member of the archive and list the Spotify files; raise ExportError if unsafe.
+
+    The checks read only the central directory: zip slip, symlinks, encryption, nested archives,
+    and the zip-bomb caps on total uncompressed size and compression ratio.
+    """
+    max_total = settings.IMPORT_MAX_UNCOMPRESSED_MB * 1024 * 1024
+    max_ratio = settings.IMPORT_MAX_COMPRESSION_RATIO
+    members: list[Member] = []
+    ignored: list[str] = []
+    total = 0
+    for info in archive.infolist():
+        name = info.filename
+        if _unsafe_path(name):
+            raise ExportError(
+                f"The ZIP contains a file whose path leaves the archive ({name!r}); it was refused."
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise ExportError(f"The ZIP contains a symbolic link ({name!r}); it was refused.")
+        if info.is_dir():
+            continue
+        if info.flag_bits & 0x1:
+            raise ExportError(
+                f"The ZIP contains an encrypted file ({name!r}). Spotify's exports are not "
+                "encrypted; upload the ZIP exactly as Spotify sent it."
+            )
+        if name.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise ExportError(
+                f"The ZIP contains another archive ({name!r}). Upload the ZIP Spotify sent "
+                "you, not an archive of archives."
+            )
+        total += info.file_size
+        if total > max_total:
+            raise ExportError(
+                "The ZIP would unpack to more than "
+                f"{settings.IMPORT_MAX_UNCOMPRESSED_MB} MB; it was refused as a possible "
+                "zip bomb."
+            )
+        if info.file_size > 1024 * 1024 and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise ExportError(
+                f"{name!r} is compressed more than {max_ratio} to 1; the ZIP was refused as a "
+                "possible zip bomb."
+            )
+        fmt = detect_format(name)
+        if fmt is None:
+            ignored.append(name)
+        else:
+            members.append(Member(name=name, format=fmt, size=info.file_size))
+    if not members:
+        raise ExportError(
+            "This ZIP holds no Spotify listening history: expected files such as "
+            "Streaming_History_Audio_2024.json (Extended streaming history) or "
+            "StreamingHistory_music_0.json (Account data)."
+        )
+    # Account data last: its minute-precise rows then match the exact plays already stored.
+    order = {EXTENDED: 0, ACCOUNT_MUSIC: 1, ACCOUNT_PODCAST: 2}
+    members.sort(key=lambda m: (order[m.format], m.name))
+    return ExportContents(members=members, ignored=sorted(ignored))
+
+
+def open_archive(path: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ExportError(
+            "The file is not a ZIP archive (or it is damaged or incomplete). Upload the "
+            "my_spotify_data.zip file Spotify sent you."
+        ) from None
+    except OSError as exc:
+        raise ExportError(f"The file could not be read: {exc.strerror or exc}.") from None
+
+
+# --- Records ----------------------------------------------------------------------------------
+
+# Record-level faults: the record is skipped and counted under one of these reasons.
+SKIP_REASONS = {
+    "invalid_timestamp": "timestamp missing or malformed",
+    "date_out_of_range": "date before 2006 or in the future",
+    "invalid_ms_played": "ms_played not a number, negative or over 24 hours",
+    "no_item": "no track, episode or chapter",
+    "name_too_long": "a name over 512 characters",
+    "invalid_field": "a field of the wrong type",
+}
+
+EARLIEST = datetime(2006, 1, 1, tzinfo=UTC)  # Spotify was founded in 2006.
+MAX_MS_PLAYED = 24 * 3600 * 1000
+MAX_NAME = 512
+
+
+class SkipRecord(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _text(value: Any, limit: int | None = None) -> str:
+    """A string field; None and empty give ''. NUL characters are removed (PostgreSQL refuses
+    them); a name over MAX_NAME characters skips the record."""
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise SkipRecord("invalid_field")
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if limit is None:
+        if len(value) > MAX_NAME:
+            raise SkipRecord("name_too_long")
+        return value.strip()
+    return value[:limit]
+
+
+def _optional_text(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None or type(value) is bool:
+        return value
+    raise SkipRecord("invalid_field")
+
+
+def _ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is bool or not isinstance(value, int | float):
+        raise SkipRecord("invalid_ms_played")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SkipRecord("invalid_ms_played")
+    if value < 0 or value > MAX_MS_PLAYED:
+        raise SkipRecord("invalid_ms_played")
+    return int(value)
+
+
+_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_END_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d")
+
+
+def _when(value: Any, pattern: re.Pattern[str], latest: datetime) -> datetime:
+    if type(value) is not str or not pattern.fullmatch(value):
+        raise SkipRecord("invalid_timestamp")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise SkipRecord("invalid_timestamp") from None
+    if when.tzinfo is None:  # Account Data's endTime: UTC without a suffix
+        when = when.replace(tzinfo=UTC)
+    if when < EARLIEST or when > latest:
+        raise SkipRecord("date_out_of_range")
+    return when
+
+
+def _ip(value: Any) -> str | None:
+    if type(value) is not str:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Normaliser:
+    """Turns raw export records into PlayRecords; one per import, it holds the settings."""
+
+    keep_sensitive: bool = field(default_factory=lambda: settings.IMPORT_KEEP_SENSITIVE)
+    latest: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=1))
+
+    def extended(self, raw: dict[str, Any]) -> PlayRecord:
+        played_at = _when(raw.get("ts"), _TS, self.latest)
+        ms_played = _ms(raw.get("ms_played"))
+        track_name = _text(raw.get("master_metadata_track_name"))
+        track_uri = _optional_text(raw.get("spotify_track_uri"))
+        if track_name or track_uri:
+            info = TrackInfo(
+                name=track_name,
+                artist_name=_optional_text(raw.get("master_metadata_album_artist_name")),
+                album_name=_optional_text(raw.get("master_metadata_album_album_name")),
+                uri=track_uri,
+            )
+        else:
+            episode_name = _text(raw.get("episode_name"))
+            episode_uri = _optional_text(raw.get("spotify_episode_uri"))
+            if episode_name or episode_uri:
+                info = TrackInfo(
+                    name=episode_name,
+                    album_name=_optional_text(raw.get("episode_show_name")),
+                    uri=episode_uri,
+                    kind=Track.Kind.EPISODE,
+                )
+            else:
+                chapter_name = _text(raw.get("audiobook_chapter_title"))
+                chapter_uri = _optional_text(raw.get("audiobook_chapter_uri"))
+                if not (chapter_name or chapter_uri):
+                    raise SkipRecord("no_item")
+                info = TrackInfo(
+                    name=chapter_name,
+                    album_name=_optional_text(raw.get("audiobook_title")),
+                    uri=chapter_uri,
+                    kind=Track.Kind.CHAPTER,
+                )
+        record = PlayRecord(
+            track=info,
+            played_at=played_at,
+            source=Source.EXPORT_EXTENDED,
+            ms_played=ms_played,
+            reason_start=_text(raw.get("reason_start"), 32),
+            reason_end=_text(raw.get("reason_end"), 32),
+            skipped=_bool(raw.get("skipped")),
+            shuffle=_bool(raw.get("shuffle")),
+            offline=_bool(raw.get("offline")),
+            platform=_text(raw.get("platform"), 128),
+            conn_country=_country(raw.get("conn_country")),
+        )
+        # offline_timestamp (seconds, milliseconds, 0 or null) is read but not stored: `ts`
+        # is the end of the play whatever the mode.
+        if self.keep_sensitive:
+            record.ip_addr = _ip(raw.get("ip_addr", raw.get("ip_addr_decrypted")))
+            record.user_agent = _text(raw.get("user_agent_decrypted"), 256)
+            record.export_username = _text(raw.get("username"), 128)
+        return record
+
+    def account_music(self, raw: dict[str, Any]) -> PlayRecord:
+        played_at = _when(raw.get("endTime"), _END_TIME, self.latest)
+        ms_played = _ms(raw.get("msPlayed"))
+        name = _text(raw.get("trackName"))
+        if not name:
+            raise SkipRecord("no_item")
+        info = TrackInfo(name=name, artist_name=_optional_text(raw.get("artistName")))
+        return PlayRecord(
+            track=info, played_at=played_at, source=Source.EXPORT_ACCOUNT, ms_played=ms_played
+        )
+
+    def account_podcast(self, raw: dict[str, Any]) -> PlayRecord:
+        played_at = _when(raw.get("endTime"), _END_TIME, self.latest)
+        ms_played = _ms(raw.get("msPlayed"))
+        name = _text(raw.get("episodeName"))
+        if not name:
+            raise SkipRecord("no_item")
+        info = TrackInfo(
+            name=name,
+            album_name=_optional_text(raw.get("podcastName")),
+            kind=Track.Kind.EPISODE,
+        )
+        return PlayRecord(
+            track=info, played_at=played_at, source=Source.EXPORT_ACCOUNT, ms_played=ms_played
+        )
+
+    def function_for(self, fmt: str) -> Any:
+        return {
+            EXTENDED: self.extended,
+            ACCOUNT_MUSIC: self.account_music,
+            ACCOUNT_PODCAST: self.account_podcast,
+        }[fmt]
+
+
+def _country(value: Any) -> str:
+    if type(value) is str and len(value) == 2:
+        return value
+    return ""
+
+
+class CountingReader:
+    """A file wrapper that counts the bytes read, for the progress bar."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def iter_member(
+    archive: zipfile.ZipFile, member: Member, reader_box: list[CountingReader]
+) -> Iterator[Any]:
+    """The raw items of one member, streamed; raise ExportError when it isn't a JSON array of
+    objects or isn't valid JSON. `reader_box` receives the byte-counting reader."""
+    with archive.open(member.name) as raw:
+        head = raw.read(len(_BOM))
+        if head != _BOM:
+            # Not a BOM: put the bytes back in front of the stream.
+            raw = _Prefixed(head, raw)  # type: ignore[assignment]
+        reader = CountingReader(raw)
+        reader_box[:] = [reader]
+        first = _first_char(reader)
+        if first is None:
+            raise ExportError(f"{member.name} is empty: it should hold a JSON array of plays.")
+        if first != b"[":
+            raise ExportError(
+                f"{member.name} is not a JSON array of plays: it starts with "
+                f"{first.decode(errors='replace')!r}."
+            )
+        stream = _Prefixed(first, reader)
+        position = 0
+        try:
+            for item in ijson.items(stream, "item", use_float=True):
+                position += 1
+                if type(item) is not dict:
+                    raise ExportError(
+                        f"{member.name}: item {position} is not a JSON object; expected an "
+                        "array of play records."
+                    )
+                yield item
+        except ijson.JSONError as exc:
+            detail = _short(exc)
+            if "premature EOF" in detail:
+                raise ExportError(
+                    f"{member.name} is truncated: its JSON ends after {position:,} records. "
+                    "Download the export again."
+                ) from None
+            raise ExportError(
+                f"{member.name} is not valid JSON (after {position:,} records): {detail}"
+            ) from None
+        except zipfile.BadZipFile as exc:
+            raise ExportError(f"{member.name} is damaged in the ZIP: {exc}.") from None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _first_char(reader: CountingReader) -> bytes | None:
+    while True:
+        chunk = reader.read(1)
+        if not chunk:
+            return None
+        if not chunk.isspace():
+            return chunk
+
+
+class _Prefixed:
+    """A stream that yields some already-read bytes before the rest."""
+
+    def __init__(self, prefix: bytes, rest: Any) -> None:
+        self.prefix = prefix
+        self.rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            if size is None or size < 0:
+                data, self.prefix = self.prefix + self.rest.read(), b""
+                return data
+            data, self.prefix = self.prefix[:size], self.prefix[size:]
+            if len(data) < size:
+                data += self.rest.read(size - len(data))
+            return data
+        return self.rest.read(size)

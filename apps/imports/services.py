@@ -1,0 +1,539 @@
+"""Import workflows: create a job from an upload or a local file, run the ingest, recover jobs.
+
+The ingest reads the ZIP once, streaming, and writes plays in batches through the one bulk-insert
+path. Each batch commits together with the job's counts and its position in the export, so a
+worker killed mid-import resumes from the last committed batch: the rerun skips the records
+already counted and ends with exactly the plays and counts of a clean run. A failed import
+removes the plays it added, so nothing half-written stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.models import JobRun, Play
+from apps.imports.models import ImportJob
+from apps.imports.parser import (
+    SOURCE_OF,
+    ExportContents,
+    ExportError,
+    Normaliser,
+    SkipRecord,
+    inspect_archive,
+    iter_member,
+    open_archive,
+)
+from apps.music.models import Source
+
+logger = logging.getLogger(__name__)
+
+EXPORT_SOURCES = (Source.EXPORT_EXTENDED, Source.EXPORT_ACCOUNT)
+
+
+class JobLost(Exception):
+    """Another worker took the job over (this one was presumed dead); stop without writing."""
+
+
+class UserBusy(Exception):
+    """Another import of the same user is running; try again later."""
+
+
+def max_upload_bytes() -> int:
+    return settings.IMPORT_MAX_ZIP_SIZE_MB * 1024 * 1024
+
+
+def too_big_message() -> str:
+    return (
+        f"The file is larger than the {settings.IMPORT_MAX_ZIP_SIZE_MB} MB limit "
+        "(IMPORT_MAX_ZIP_SIZE_MB)."
+    )
+
+
+# --- Creating jobs ----------------------------------------------------------------------------
+
+
+def create_upload_job(
+    *, user: User, upload: UploadedFile, job: ImportJob | None = None
+) -> ImportJob:
+    """Store an uploaded ZIP and queue its ingest once the job is committed. `job` is an unsaved
+    job to fill (the admin's add form), else a new one."""
+    if upload.size is not None and upload.size > max_upload_bytes():
+        raise ExportError(too_big_message())
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    name = Path(upload.name or "export.zip").name
+    job = job if job is not None else ImportJob()
+    job.user = user
+    job.original_name = name
+    job.size = upload.size or 0
+    job.sha256 = digest.hexdigest()
+    job.file.save(name, upload, save=False)
+    job.save()
+    queue_import(job)
+    return job
+
+
+def retry_job(*, job: ImportJob) -> bool:
+    """Run a failed job again from the start (its plays were removed when it failed)."""
+    reset = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.FAILED).update(
+        status=ImportJob.Status.PENDING,
+        error="",
+        records_total=None,
+        records_processed=0,
+        records_seen=0,
+        plays_added=0,
+        duplicates=0,
+        skipped={},
+        earliest_play=None,
+        latest_play=None,
+        bytes_processed=0,
+        play_id_floor=None,
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+    )
+    if reset:
+        queue_import(job)
+    return bool(reset)
+
+
+def create_local_job(*, user: User, path: str | os.PathLike[str], queue: bool = True) -> ImportJob:
+    """A job for a ZIP read where it lies (the command and the watched folder)."""
+    path = os.path.abspath(path)
+    size = os.path.getsize(path)
+    job = ImportJob.objects.create(
+        user=user, local_path=path, original_name=os.path.basename(path), size=size
+    )
+    if queue:
+        queue_import(job)
+    return job
+
+
+def queue_import(job: ImportJob) -> None:
+    from apps.imports.tasks import ingest_import
+
+    job_id = job.pk
+    transaction.on_commit(lambda: ingest_import.delay(job_id))
+
+
+# --- Running jobs -----------------------------------------------------------------------------
+
+
+def claim_job(*, job_id: int) -> ImportJob | None:
+    """Take a pending job for this worker; None when it is gone or taken. One import per user
+    runs at a time (a failed import's clean-up relies on it): UserBusy says to come back."""
+    with transaction.atomic():
+        job = ImportJob.objects.filter(pk=job_id).select_related("user").first()
+        if job is None:
+            return None
+        User.objects.select_for_update().filter(pk=job.user_id).first()
+        busy = ImportJob.objects.filter(user_id=job.user_id, status=ImportJob.Status.RUNNING)
+        if busy.exclude(pk=job_id).exists():
+            raise UserBusy(f"Another import of {job.user} is running.")
+        now = timezone.now()
+        claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
+            status=ImportJob.Status.RUNNING, heartbeat_at=now, error=""
+        )
+        if not claimed:
+            return None
+        job.refresh_from_db()
+        job.attempts += 1
+        fields = ["attempts"]
+        if job.started_at is None:
+            job.started_at = now
+            job.play_id_floor = Play.objects.aggregate(top=Max("id"))["top"] or 0
+            fields += ["started_at", "play_id_floor"]
+        job.save(update_fields=fields)
+    return job
+
+
+_RUN_STATUS: dict[str, str] = {
+    ImportJob.Status.SUCCEEDED: JobRun.Status.SUCCEEDED,
+    ImportJob.Status.FAILED: JobRun.Status.FAILED,
+}
+
+
+def run_import(
+    *,
+    job_id: int,
+    progress: Callable[[ImportJob], None] | None = None,
+    task_id: str = "",
+) -> ImportJob | None:
+    """Claim and ingest one job, recorded as a JobRun; None when there was nothing to do."""
+    job = claim_job(job_id=job_id)
+    if job is None:
+        return None
+    run = JobRun.objects.create(user=job.user, type=JobRun.Type.IMPORT_ZIP, task_id=task_id)
+    job = ingest_export(job=job, progress=progress)
+    summary = job_summary(job)
+    run.finish(
+        status=_RUN_STATUS.get(job.status, JobRun.Status.SKIPPED),
+        counts={
+            "import_job": job.pk,
+            **{k: summary[k] for k in ("records", "plays_added", "duplicates", "skipped")},
+        },
+        error=job.error,
+    )
+    return job
+
+
+def ingest_export(
+    *, job: ImportJob, progress: Callable[[ImportJob], None] | None = None
+) -> ImportJob:
+    """Ingest a claimed (running) job to the end: succeeded, or failed with a clear error."""
+    try:
+        try:
+            size = os.path.getsize(job.path)
+        except OSError as exc:
+            raise ExportError(f"The export file could not be read: {exc.strerror}.") from None
+        if size > max_upload_bytes():
+            raise ExportError(too_big_message())
+        with open_archive(job.path) as archive:
+            contents = inspect_archive(archive)
+            ImportJob.objects.filter(pk=job.pk).update(
+                formats=contents.formats,
+                ignored_files=contents.ignored,
+                bytes_total=contents.total_bytes,
+            )
+            job.formats, job.ignored_files = contents.formats, contents.ignored
+            job.bytes_total = contents.total_bytes
+            _ingest(job, archive, contents, progress)
+    except ExportError as exc:
+        fail_import(job=job, reason=str(exc))
+        return job
+    except JobLost:
+        logger.warning("Import %s was taken over by another worker; this run stops.", job.pk)
+        job.refresh_from_db()
+        return job
+    except Exception as exc:
+        logger.exception("Import %s failed unexpectedly", job.pk)
+        fail_import(
+            job=job,
+            reason=f"The import stopped on an internal error ({type(exc).__name__}); "
+            "nothing of it was kept. Try again, or tell the operator.",
+        )
+        return job
+    finished = ImportJob.objects.filter(
+        pk=job.pk, status=ImportJob.Status.RUNNING, attempts=job.attempts
+    ).update(
+        status=ImportJob.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        bytes_processed=job.bytes_total,
+    )
+    job.refresh_from_db()
+    if finished:
+        logger.info(
+            "Import %s of %s succeeded: %d records, %d plays added, %d duplicates",
+            job.pk,
+            job.user,
+            job.records_seen,
+            job.plays_added,
+            job.duplicates,
+        )
+        if progress:
+            progress(job)
+    return job
+
+
+class _Counts:
+    """The job's running totals, loaded from the job so a resumed run continues them."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.seen = job.records_processed
+        self.added = job.plays_added
+        self.duplicates = job.duplicates
+        self.skipped: dict[str, int] = dict(job.skipped)
+        self.earliest: datetime | None = job.earliest_play
+        self.latest: datetime | None = job.latest_play
+
+
+@dataclass
+class _Batch:
+    records: list[PlayRecord]
+    skips: dict[str, int]
+    position: int  # records read from the export up to the end of this batch
+    bytes_now: int
+
+
+def _read_batches(
+    archive: zipfile.ZipFile, contents: ExportContents, resume_from: int
+) -> Iterator[_Batch]:
+    """The export's records in batches of one source, skipping the first `resume_from` (already
+    committed by an earlier run). Raises ExportError for a whole-file fault."""
+    max_records = settings.IMPORT_MAX_RECORDS
+    batch_size = settings.IMPORT_BATCH_SIZE
+    normaliser = Normaliser()
+    batch: list[PlayRecord] = []
+    skips: dict[str, int] = {}
+    in_batch = 0
+    position = 0
+    bytes_done = 0
+    for member in contents.members:
+        normalise: Callable[[dict[str, Any]], PlayRecord] = normaliser.function_for(member.format)
+        source = SOURCE_OF[member.format]
+        if batch and batch[0].source != source:
+            yield _Batch(batch, skips, position, bytes_done)
+            batch, skips, in_batch = [], {}, 0
+        box: list[Any] = []
+        items = bad_times = 0
+        append = batch.append
+        for raw in iter_member(archive, member, box):
+            position += 1
+            if position <= resume_from:
+                if position > max_records:
+                    raise ExportError(_too_many_records(max_records))
+                continue
+            items += 1
+            in_batch += 1
+            try:
+                append(normalise(raw))
+            except SkipRecord as skip:
+                skips[skip.reason] = skips.get(skip.reason, 0) + 1
+                bad_times += skip.reason == "invalid_timestamp"
+            if in_batch >= batch_size:
+                if position > max_records:
+                    raise ExportError(_too_many_records(max_records))
+                yield _Batch(batch, skips, position, bytes_done + box[0].bytes_read)
+                batch, skips, in_batch = [], {}, 0
+                append = batch.append
+        if position > max_records:
+            raise ExportError(_too_many_records(max_records))
+        if items and bad_times == items:
+            raise ExportError(
+                f"{member.name} does not look like a Spotify streaming history: none of "
+                f"its {items:,} records has a valid "
+                f"{'ts' if source == Source.EXPORT_EXTENDED else 'endTime'} time."
+            )
+        bytes_done += member.size
+    if in_batch:
+        yield _Batch(batch, skips, position, bytes_done)
+
+
+def _too_many_records(limit: int) -> str:
+    return f"The export holds more than {limit:,} records (IMPORT_MAX_RECORDS); it was refused."
+
+
+_DONE = object()
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """Read the next batch in a thread while this one is written: parsing (Python) and the
+    database (waiting on the server, the GIL released) overlap. One batch is held ahead."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 (handed to the writer, which raises it)
+            ahead.put(exc)
+
+    reader = threading.Thread(target=produce, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ahead.get(timeout=0.2)
+        reader.join()
+
+
+def _ingest(
+    job: ImportJob,
+    archive: zipfile.ZipFile,
+    contents: ExportContents,
+    progress: Callable[[ImportJob], None] | None,
+) -> None:
+    counts = _Counts(job)
+    for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
+        _write_batch(job, batch.records, batch.skips, counts, batch.position, batch.bytes_now)
+        if progress:
+            progress(job)
+
+
+def _write_batch(
+    job: ImportJob,
+    batch: list[PlayRecord],
+    batch_skips: dict[str, int],
+    counts: _Counts,
+    position: int,
+    bytes_now: int,
+) -> None:
+    """Insert one batch and record the job's progress in the same transaction."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # The batch and its progress commit together, so a commit lost to a server crash
+            # is redone by the rerun: no need to wait for the WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        result = insert_plays(user=job.user, records=batch) if batch else None
+        if result is not None:
+            counts.added += result.added
+            counts.duplicates += result.duplicates
+        for reason, n in batch_skips.items():
+            counts.skipped[reason] = counts.skipped.get(reason, 0) + n
+        if batch:
+            lo = min(r.played_at for r in batch)
+            hi = max(r.played_at for r in batch)
+            counts.earliest = min(counts.earliest or lo, lo)
+            counts.latest = max(counts.latest or hi, hi)
+        counts.seen = position
+        fields = {
+            "records_processed": position,
+            "records_seen": position,
+            "plays_added": counts.added,
+            "duplicates": counts.duplicates,
+            "skipped": counts.skipped,
+            "earliest_play": counts.earliest,
+            "latest_play": counts.latest,
+            "bytes_processed": bytes_now,
+            "heartbeat_at": timezone.now(),
+        }
+        updated = ImportJob.objects.filter(
+            pk=job.pk, status=ImportJob.Status.RUNNING, attempts=job.attempts
+        ).update(**fields)
+        if not updated:
+            raise JobLost()
+    for name, value in fields.items():
+        setattr(job, name, value)
+
+
+def fail_import(*, job: ImportJob, reason: str) -> None:
+    """End a job as failed and remove the plays it added, so nothing half-written stays."""
+    with transaction.atomic():
+        removed = 0
+        if job.play_id_floor is not None:
+            removed, _ = Play.objects.filter(
+                user_id=job.user_id, pk__gt=job.play_id_floor, source__in=EXPORT_SOURCES
+            ).delete()
+        ImportJob.objects.filter(pk=job.pk).update(plays_added=0)
+        job.plays_added = 0
+        job.mark_failed(reason)
+    logger.warning(
+        "Import %s of %s failed: %s (%d plays removed)", job.pk, job.user, reason, removed
+    )
+
+
+# --- Recovery and the watched folder ----------------------------------------------------------
+
+STALE_AFTER = timedelta(minutes=5)
+MAX_ATTEMPTS = 3
+
+
+def requeue_stale_jobs(*, stale_after: timedelta = STALE_AFTER) -> list[int]:
+    """Jobs left `running` by a dead worker (no heartbeat for `stale_after`) go back to pending
+    and are queued again; after MAX_ATTEMPTS they fail. Pending jobs whose message was lost are
+    queued again too. Returns the ids queued."""
+    cutoff = timezone.now() - stale_after
+    queued: list[int] = []
+    stale = ImportJob.objects.filter(status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+    for job in stale.select_related("user"):
+        if job.attempts >= MAX_ATTEMPTS:
+            fail_import(
+                job=job,
+                reason=f"The import was interrupted {job.attempts} times without finishing; "
+                "it was stopped.",
+            )
+            continue
+        with transaction.atomic():
+            moved = ImportJob.objects.filter(
+                pk=job.pk, status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff
+            ).update(status=ImportJob.Status.PENDING)
+            if moved:
+                logger.warning("Import %s had no live worker; queued again.", job.pk)
+                queue_import(job)
+                queued.append(job.pk)
+    forgotten = ImportJob.objects.filter(
+        status=ImportJob.Status.PENDING, created_at__lt=cutoff, started_at__isnull=True
+    )
+    for job in forgotten:
+        with transaction.atomic():
+            queue_import(job)
+        queued.append(job.pk)
+    return queued
+
+
+def scan_watch_dir(*, root: str | None = None) -> list[ImportJob]:
+    """Queue an import for each new ZIP under `<root>/<username>/`; each file is imported once
+    (by path and size)."""
+    root = root if root is not None else settings.IMPORT_WATCH_DIR
+    if not root or not os.path.isdir(root):
+        return []
+    jobs: list[ImportJob] = []
+    for user_dir in sorted(Path(root).iterdir()):
+        if not user_dir.is_dir():
+            continue
+        user = User.objects.filter(username=user_dir.name).first()
+        if user is None:
+            logger.warning("Watched folder %s matches no user; ignored.", user_dir)
+            continue
+        for path in sorted(user_dir.glob("*.zip")):
+            full = str(path.resolve())
+            size = path.stat().st_size
+            if ImportJob.objects.filter(user=user, local_path=full, size=size).exists():
+                continue
+            with transaction.atomic():
+                jobs.append(create_local_job(user=user, path=full))
+    return jobs
+
+
+def job_summary(job: ImportJob) -> dict[str, Any]:
+    """The job as JSON: what the status endpoint and `import_export --json` print."""
+    seconds = None
+    if job.started_at and job.finished_at:
+        seconds = round((job.finished_at - job.started_at).total_seconds(), 3)
+    return {
+        "id": job.pk,
+        "file": job.display_name,
+        "status": job.status,
+        "progress": job.progress_pct,
+        "formats": job.formats,
+        "ignored_files": job.ignored_files,
+        "records": job.records_seen,
+        "plays_added": job.plays_added,
+        "duplicates": job.duplicates,
+        "skipped": job.skipped,
+        "skipped_total": job.skipped_total,
+        "earliest": job.earliest_play.isoformat() if job.earliest_play else None,
+        "latest": job.latest_play.isoformat() if job.latest_play else None,
+        "error": job.error,
+        "seconds": seconds,
+    }

@@ -1,0 +1,93 @@
+"""Small export ZIPs built in the test."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def extended(
+    ts: Any,
+    track: str | None = "Example Song",
+    artist: str | None = "Example Artist",
+    album: str | None = "Example Album",
+    uri: str | None = "spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    ms: Any = 214306,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One Extended streaming history record, as Spotify writes it."""
+    record = {
+        "ts": ts,
+        "platform": "android",
+        "ms_played": ms,
+        "conn_country": "FR",
+        "ip_addr": "203.0.113.42",
+        "master_metadata_track_name": track,
+        "master_metadata_album_artist_name": artist,
+        "master_metadata_album_album_name": album,
+        "spotify_track_uri": uri,
+        "episode_name": None,
+        "episode_show_name": None,
+        "spotify_episode_uri": None,
+        "audiobook_title": None,
+        "audiobook_uri": None,
+        "audiobook_chapter_uri": None,
+        "audiobook_chapter_title": None,
+        "reason_start": "clickrow",
+        "reason_end": "trackdone",
+        "shuffle": False,
+        "skipped": False,
+        "offline": False,
+        "offline_timestamp": 1741976407,
+        "incognito_mode": False,
+    }
+    record.update(fields)
+    return record
+
+
+def episode(ts: str, name: str, show: str, uri: str | None, ms: int = 1_200_000) -> dict[str, Any]:
+    return extended(
+        ts,
+        track=None,
+        artist=None,
+        album=None,
+        uri=None,
+        ms=ms,
+        episode_name=name,
+        episode_show_name=show,
+        spotify_episode_uri=uri,
+    )
+
+
+def account(end_time: str, track: str, artist: str, ms: int = 214306) -> dict[str, Any]:
+    return {"endTime": end_time, "artistName": artist, "trackName": track, "msPlayed": ms}
+
+
+def build_zip(files: dict[str, Any], **zip_kwargs: Any) -> bytes:
+    """A ZIP of name -> records (JSON-encoded) or raw bytes/str."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, **zip_kwargs) as archive:
+        for name, content in files.items():
+            if isinstance(content, bytes | str):
+                archive.writestr(name, content)
+            else:
+                archive.writestr(name, json.dumps(content))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def export_zip(tmp_path: Path) -> Callable[..., Path]:
+    counter = iter(range(1_000_000))
+
+    def make(files: dict[str, Any], name: str | None = None) -> Path:
+        path = tmp_path / (name or f"my_spotify_data_{next(counter)}.zip")
+        path.write_bytes(build_zip(files))
+        return path
+
+    return make

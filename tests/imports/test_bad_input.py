@@ -1,0 +1,256 @@
+"""Every bad export the service refuses or repairs: a clear message, and no partial plays.
+
+Whole-file faults end the job as failed with its message, and the plays of batches already
+committed are removed. Record-level faults skip the record and count it by reason.
+"""
+
+import io
+import json
+import os
+import zipfile
+
+import pytest
+
+from apps.history.models import Play
+from apps.imports import services
+from apps.imports.models import ImportJob
+from tests.imports.conftest import build_zip, extended
+
+AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
+AUDIO_2 = "Spotify Extended Streaming History/Streaming_History_Audio_2025_1.json"
+GOOD = [extended("2024-03-14T18:23:41Z"), extended("2024-03-14T18:30:00Z", uri="spotify:track:2")]
+
+
+@pytest.fixture(autouse=True)
+def small_batches(settings):
+    # Two records per batch: the good file's plays are committed before the bad file is read.
+    settings.IMPORT_BATCH_SIZE = 2
+
+
+def run_bytes(user, tmp_path, content: bytes) -> ImportJob:
+    path = tmp_path / "my_spotify_data.zip"
+    path.write_bytes(content)
+    job = services.create_local_job(user=user, path=path, queue=False)
+    result = services.run_import(job_id=job.pk)
+    assert result is not None
+    return result
+
+
+def run(user, tmp_path, files) -> ImportJob:
+    return run_bytes(user, tmp_path, build_zip(files))
+
+
+def assert_failed(job: ImportJob, message: str) -> None:
+    assert job.status == ImportJob.Status.FAILED
+    assert job.error == message
+    assert job.plays_added == 0
+    assert Play.objects.count() == 0
+
+
+def test_a_file_over_the_size_limit(user, tmp_path, settings):
+    settings.IMPORT_MAX_ZIP_SIZE_MB = 1
+    content = build_zip({AUDIO: GOOD, "padding.bin": os.urandom(1024 * 1024 + 1)})
+    job = run_bytes(user, tmp_path, content)
+    assert_failed(job, "The file is larger than the 1 MB limit (IMPORT_MAX_ZIP_SIZE_MB).")
+
+
+def test_more_records_than_the_cap(user, tmp_path, settings):
+    settings.IMPORT_MAX_RECORDS = 3
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: GOOD})
+    assert_failed(job, "The export holds more than 3 records (IMPORT_MAX_RECORDS); it was refused.")
+
+
+def test_a_zip_bomb_by_total_size(user, tmp_path, settings):
+    settings.IMPORT_MAX_UNCOMPRESSED_MB = 1
+    job = run(user, tmp_path, {AUDIO: GOOD, "big.txt": "x" * (2 * 1024 * 1024)})
+    assert_failed(
+        job, "The ZIP would unpack to more than 1 MB; it was refused as a possible zip bomb."
+    )
+
+
+def test_a_zip_bomb_by_compression_ratio(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, "zeros.json": "0" * (20 * 1024 * 1024)})
+    assert_failed(
+        job,
+        "'zeros.json' is compressed more than 100 to 1; the ZIP was refused as a possible "
+        "zip bomb.",
+    )
+
+
+@pytest.mark.parametrize("name", ["../Streaming_History_Audio_2024_0.json", "/etc/passwd"])
+def test_zip_slip_paths(user, tmp_path, name):
+    job = run(user, tmp_path, {AUDIO: GOOD, name: GOOD})
+    assert_failed(
+        job, f"The ZIP contains a file whose path leaves the archive ({name!r}); it was refused."
+    )
+    assert not (tmp_path.parent / "Streaming_History_Audio_2024_0.json").exists()
+
+
+def test_a_nested_zip(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, "inner/more.zip": build_zip({AUDIO: GOOD})})
+    assert_failed(
+        job,
+        "The ZIP contains another archive ('inner/more.zip'). Upload the ZIP Spotify sent you, "
+        "not an archive of archives.",
+    )
+
+
+def zip_with(info: zipfile.ZipInfo, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(AUDIO, json.dumps(GOOD))
+        archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def set_encrypted_flag(content: bytes, name: str) -> bytes:
+    """Mark a member encrypted in its local and central headers (zipfile can't encrypt)."""
+    data = bytearray(content)
+    for signature, flag_offset, name_offset in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            if data[start + name_offset : start + name_offset + len(name)] == name.encode():
+                data[start + flag_offset] |= 0x1
+            start += 4
+    return bytes(data)
+
+
+def test_an_encrypted_member(user, tmp_path):
+    content = set_encrypted_flag(build_zip({AUDIO: GOOD, AUDIO_2: GOOD}), AUDIO_2)
+    job = run_bytes(user, tmp_path, content)
+    assert_failed(
+        job,
+        f"The ZIP contains an encrypted file ({AUDIO_2!r}). Spotify's exports are not "
+        "encrypted; upload the ZIP exactly as Spotify sent it.",
+    )
+
+
+def test_a_symlink(user, tmp_path):
+    info = zipfile.ZipInfo("link.json")
+    info.external_attr = (0o120777 << 16) | 0x20
+    job = run_bytes(user, tmp_path, zip_with(info, b"/etc/passwd"))
+    assert_failed(job, "The ZIP contains a symbolic link ('link.json'); it was refused.")
+
+
+def test_not_a_zip(user, tmp_path):
+    job = run_bytes(user, tmp_path, b"%PDF-1.4 this is not a zip")
+    assert_failed(
+        job,
+        "The file is not a ZIP archive (or it is damaged or incomplete). Upload the "
+        "my_spotify_data.zip file Spotify sent you.",
+    )
+
+
+def test_an_empty_upload_is_not_a_zip(user, tmp_path):
+    job = run_bytes(user, tmp_path, b"")
+    assert job.error.startswith("The file is not a ZIP archive")
+    assert Play.objects.count() == 0
+
+
+def test_a_zip_with_no_spotify_files(user, tmp_path):
+    job = run(user, tmp_path, {"Userdata.json": {"a": 1}, "Playlist1.json": {"playlists": []}})
+    assert_failed(
+        job,
+        "This ZIP holds no Spotify listening history: expected files such as "
+        "Streaming_History_Audio_2024.json (Extended streaming history) or "
+        "StreamingHistory_music_0.json (Account data).",
+    )
+
+
+def test_truncated_json(user, tmp_path):
+    truncated = json.dumps(GOOD * 2)[:-40]
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: truncated})
+    assert_failed(
+        job,
+        f"{AUDIO_2} is truncated: its JSON ends after 3 records. Download the export again.",
+    )
+
+
+def test_json_that_is_an_object_not_an_array(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: {"ts": "2024-01-01T00:00:00Z"}})
+    assert_failed(job, f"{AUDIO_2} is not a JSON array of plays: it starts with '{{'.")
+
+
+def test_json_an_array_of_something_else(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: [*GOOD, 42]})
+    assert_failed(
+        job, f"{AUDIO_2}: item 3 is not a JSON object; expected an array of play records."
+    )
+
+
+def test_a_file_of_objects_that_are_not_plays(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: [{"name": "x"}, {"name": "y"}, {}]})
+    assert_failed(
+        job,
+        f"{AUDIO_2} does not look like a Spotify streaming history: none of its 3 records has "
+        "a valid ts time.",
+    )
+
+
+def test_nan(user, tmp_path):
+    bad = json.dumps(GOOD).replace("214306", "NaN", 1)
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: bad})
+    assert_failed(
+        job,
+        f"{AUDIO_2} is not valid JSON (after 0 records): lexical error: invalid char in json text.",
+    )
+
+
+def test_an_empty_file(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: b""})
+    assert_failed(job, f"{AUDIO_2} is empty: it should hold a JSON array of plays.")
+
+
+def test_wrong_types_and_absurd_values_are_skipped_and_counted(user, tmp_path):
+    records = [
+        extended("2024-03-14T18:00:00Z", ms="abc"),
+        extended("2024-03-14T18:01:00Z", ms=-5),
+        extended("2024-03-14T18:02:00Z", ms=10**12),
+        extended("2024-03-14T18:03:00Z", shuffle="yes"),
+        extended("2024-03-14T18:04:00Z", master_metadata_track_name=12),
+        extended(12345),
+        extended("14/03/2024 18:05"),
+        extended("2024-02-30T18:06:00Z"),
+        extended("2024-03-14T18:07:00Z", track=None, uri=None),
+        extended("2024-03-14T18:08:00Z"),  # the one good record
+    ]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    assert (job.records_seen, job.plays_added) == (10, 1)
+    assert job.skipped == {
+        "invalid_ms_played": 3,
+        "invalid_field": 2,
+        "invalid_timestamp": 3,
+        "no_item": 1,
+    }
+
+
+def test_nul_characters_are_removed_from_strings(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: [extended("2024-03-14T18:00:00Z", track="Bad\u0000Song")]})
+    assert job.plays_added == 1
+    assert Play.objects.get().track.name == "BadSong"
+
+
+def test_ten_thousand_character_names_are_skipped(user, tmp_path):
+    records = [extended("2024-03-14T18:00:00Z", track="x" * 10_000), *GOOD]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert (job.status, job.plays_added, job.skipped) == ("succeeded", 2, {"name_too_long": 1})
+
+
+def test_dates_in_1970_or_the_future_are_skipped(user, tmp_path):
+    records = [
+        extended("1970-01-01T00:00:00Z"),
+        extended("2999-01-01T00:00:00Z"),
+        *GOOD,
+    ]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert (job.status, job.plays_added, job.skipped) == (
+        "succeeded",
+        2,
+        {"date_out_of_range": 2},
+    )
+
+
+def test_a_byte_order_mark_is_accepted(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: b"\xef\xbb\xbf" + json.dumps(GOOD).encode()})
+    assert (job.status, job.plays_added) == ("succeeded", 2)

@@ -1,0 +1,70 @@
+"""`import_export` and `make_demo_export`."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.history.models import JobRun, Play
+from apps.imports.models import ImportJob
+from tests.imports.conftest import extended
+
+AUDIO = "Streaming_History_Audio_2025.json"
+
+
+def test_import_export_prints_a_json_summary(user, export_zip):
+    path = export_zip(
+        {
+            AUDIO: [
+                extended("2025-03-14T18:23:41Z"),
+                extended("2025-03-14T18:23:41Z"),
+                extended("2025-03-15T09:00:00Z", ms="abc"),
+            ]
+        }
+    )
+    out = StringIO()
+    call_command("import_export", str(path), "--user", "alice", "--json", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert {k: summary[k] for k in ("records", "plays_added", "duplicates", "skipped")} == {
+        "records": 3,
+        "plays_added": 1,
+        "duplicates": 1,
+        "skipped": {"invalid_ms_played": 1},
+    }
+    assert (summary["earliest"], summary["latest"]) == (
+        "2025-03-14T18:23:41+00:00",
+        "2025-03-14T18:23:41+00:00",
+    )
+    assert summary["status"] == "succeeded" and summary["seconds"] > 0
+    run = JobRun.objects.get()
+    assert (run.type, run.status, run.counts["plays_added"]) == ("import_zip", "succeeded", 1)
+
+
+def test_import_export_prints_a_readable_summary_and_fails_on_a_bad_zip(user, tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"nope")
+    out = StringIO()
+    with pytest.raises(CommandError, match="The file is not a ZIP archive"):
+        call_command("import_export", str(bad), "--user", "alice", stdout=out)
+    assert "error:       The file is not a ZIP archive" in out.getvalue()
+    assert ImportJob.objects.get().status == "failed"
+
+
+def test_import_export_names_an_unknown_user(db, tmp_path):
+    with pytest.raises(CommandError, match=r"No user named 'zed'\."):
+        call_command("import_export", str(tmp_path / "x.zip"), "--user", "zed")
+
+
+def test_make_demo_export_writes_a_realistic_export_that_imports(user, tmp_path):
+    path = tmp_path / "demo.zip"
+    out = StringIO()
+    call_command("make_demo_export", str(path), "--records", "16000", "--seed", "4", stdout=out)
+    assert out.getvalue().startswith(f"Wrote {path}: 16,000 records in 2 files")
+    call_command("import_export", str(path), "--user", "alice", "--json", stdout=StringIO())
+    job = ImportJob.objects.get()
+    assert job.records_seen == 16_000
+    assert job.plays_added + job.skipped_total == 16_000
+    kinds = set(Play.objects.values_list("track__kind", flat=True))
+    assert kinds == {"music", "episode"}
+    assert Play.objects.filter(skipped=True).count() > 2000

@@ -1,0 +1,168 @@
+"""Each export format on a small ZIP: detection, counts, privacy and offline timestamps."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from apps.history.models import Play
+from apps.imports import services
+from apps.imports.models import ImportJob
+from apps.imports.parser import detect_format
+from apps.music.models import Track
+from apps.music.normalize import local_track_uri
+from tests.imports.conftest import account, extended
+
+
+def run(user, path) -> ImportJob:
+    job = services.create_local_job(user=user, path=path, queue=False)
+    result = services.run_import(job_id=job.pk)
+    assert result is not None
+    assert result.status == ImportJob.Status.SUCCEEDED, result.error
+    return result
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("Spotify Extended Streaming History/Streaming_History_Audio_2014-2016_0.json", "extended"),
+        ("a/b/Streaming_History_Video_2020-2024.json", "extended"),
+        ("MyData/endsong_3.json", "extended"),
+        ("endsong.json", "extended"),
+        ("Spotify Account Data/StreamingHistory_music_0.json", "account_music"),
+        ("MyData/StreamingHistory12.json", "account_music"),
+        ("StreamingHistory_podcast_1.json", "account_podcast"),
+        ("MyData/Userdata.json", None),
+        ("Playlist1.json", None),
+        ("ReadMeFirst_ExtendedStreamingHistory.pdf", None),
+        ("Streaming_History_Audio_2024.json.bak", None),
+    ],
+)
+def test_formats_are_detected_by_basename_anywhere(name, fmt):
+    assert detect_format(name) == fmt
+
+
+def test_old_endsong_files_with_decrypted_fields(user, export_zip):
+    old = extended(
+        "2019-10-15T09:03:44Z",
+        track="Old Song",
+        artist="Old Artist",
+        album="Old Album",
+        uri="spotify:track:6pHLEjP6LdsoP31jZDNc6e",
+        username="exampleuser",
+        ip_addr_decrypted="198.51.100.7",
+        user_agent_decrypted="unknown",
+        offline_timestamp=1571130026045,
+    )
+    del old["ip_addr"]
+    job = run(user, export_zip({"MyData/endsong_0.json": [old]}))
+    assert (job.formats, job.plays_added) == (["extended"], 1)
+    play = Play.objects.select_related("track__primary_artist", "track__album").get()
+    names = Play.objects.values_list(
+        "track__name", "track__primary_artist__name", "track__album__name"
+    ).get()
+    assert names == ("Old Song", "Old Artist", "Old Album")
+    assert play.played_at == datetime(2019, 10, 15, 9, 3, 44, tzinfo=UTC)
+
+
+def test_video_history_is_read_like_audio(user, export_zip):
+    job = run(
+        user,
+        export_zip(
+            {"X/Streaming_History_Video_2023-2024.json": [extended("2024-01-02T03:04:05Z")]}
+        ),
+    )
+    assert (job.formats, job.plays_added) == (["extended"], 1)
+
+
+def test_old_account_data_names(user, export_zip):
+    job = run(
+        user,
+        export_zip({"MyData/StreamingHistory0.json": [account("2020-01-01 10:00", "S", "A")]}),
+    )
+    assert (job.formats, job.plays_added) == (["account_music"], 1)
+    track = Play.objects.get().track
+    assert track.uri == local_track_uri("A", "S", None)
+    assert Play.objects.get().source == "export_account"
+
+
+def test_ip_user_agent_and_username_are_dropped_by_default(user, export_zip):
+    record = extended(
+        "2019-10-15T09:03:44Z", username="exampleuser", user_agent_decrypted="Mozilla/5.0"
+    )
+    run(user, export_zip({"endsong_0.json": [record]}))
+    play = Play.objects.get()
+    assert (play.ip_addr, play.user_agent, play.export_username) == (None, "", "")
+
+
+def test_sensitive_fields_are_kept_with_the_setting(user, export_zip, settings):
+    settings.IMPORT_KEEP_SENSITIVE = True
+    record = extended(
+        "2019-10-15T09:03:44Z", username="exampleuser", user_agent_decrypted="Mozilla/5.0"
+    )
+    run(user, export_zip({"endsong_0.json": [record]}))
+    play = Play.objects.get()
+    assert (play.ip_addr, play.user_agent, play.export_username) == (
+        "203.0.113.42",
+        "Mozilla/5.0",
+        "exampleuser",
+    )
+
+
+def test_offline_timestamp_in_seconds_milliseconds_or_null_never_moves_the_play(user, export_zip):
+    records = [
+        extended("2025-03-14T18:00:00Z", offline=True, offline_timestamp=1741975000),
+        extended("2025-03-14T18:10:00Z", offline=True, offline_timestamp=1741975600123),
+        extended("2025-03-14T18:20:00Z", offline=False, offline_timestamp=0),
+        extended("2025-03-14T18:30:00Z", offline=False, offline_timestamp=None),
+    ]
+    job = run(user, export_zip({"Streaming_History_Audio_2025.json": records}))
+    assert (job.plays_added, job.skipped) == (4, {})
+    plays = Play.objects.order_by("played_at")
+    assert [(p.played_at.minute, p.offline) for p in plays] == [
+        (0, True),
+        (10, True),
+        (20, False),
+        (30, False),
+    ]
+
+
+def test_rows_without_uris_get_local_ids_that_merge_into_the_real_track(user, export_zip):
+    account_zip = export_zip(
+        {
+            "StreamingHistory_music_0.json": [
+                account("2025-03-14 18:23", "Example Song", "Example Artist"),
+                account("2025-03-15 09:00", "Example Song", "Example Artist"),
+            ]
+        }
+    )
+    run(user, account_zip)
+    local = Track.objects.get()
+    assert local.uri == local_track_uri("Example Artist", "Example Song", None)
+
+    # The extended export knows the real track: the local one is folded into it, and the
+    # Account Data row of 18:23 is the same play as the extended row of 18:23:41, which gives
+    # it its second and its details.
+    job = run(
+        user,
+        export_zip({"Streaming_History_Audio_2025.json": [extended("2025-03-14T18:23:41Z")]}),
+    )
+    assert (job.plays_added, job.duplicates) == (0, 1)
+    assert not Track.objects.filter(uri__startswith="local:").exists()
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.uri, p.played_at, p.reason_end) for p in plays] == [
+        (
+            "spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+            datetime(2025, 3, 14, 18, 23, 41, tzinfo=UTC),
+            "trackdone",
+        ),
+        (
+            "spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+            datetime(2025, 3, 15, 9, 0, tzinfo=UTC),
+            "",
+        ),
+    ]
+
+    # Importing the Account Data again now resolves to the real track and adds nothing.
+    again = run(user, account_zip)
+    assert (again.plays_added, again.duplicates) == (0, 2)
+    assert Play.objects.for_user(user).count() == 2

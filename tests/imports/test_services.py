@@ -1,0 +1,164 @@
+"""The ingest service on small ZIPs built in the test: formats, counts, dedup and privacy."""
+
+from datetime import UTC, datetime
+
+from apps.history.models import Play
+from apps.imports import services
+from apps.imports.models import ImportJob
+from apps.music.models import Track
+from tests.imports.conftest import account, episode, extended
+
+AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024-2025_0.json"
+
+
+def run(user, path) -> ImportJob:
+    job = services.create_local_job(user=user, path=path, queue=False)
+    result = services.run_import(job_id=job.pk)
+    assert result is not None
+    return result
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_an_extended_export_imports_every_play_with_exact_counts(user, export_zip):
+    path = export_zip(
+        {
+            AUDIO: [
+                extended("2025-03-14T18:23:41Z"),
+                extended("2025-03-14T18:27:02Z", track="Other Song", uri="spotify:track:2"),
+                extended("2025-03-14T18:23:41Z"),  # the same play twice in one file
+            ],
+            "Spotify Extended Streaming History/Streaming_History_Audio_2025_1.json": [
+                extended("2025-03-14T18:27:02Z", track="Other Song", uri="spotify:track:2"),
+                extended("2025-03-15T08:00:00Z", ms=1200, skipped=True, reason_end="fwdbtn"),
+            ],
+            "Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf": b"%PDF",
+        }
+    )
+    job = run(user, path)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    assert (job.records_seen, job.plays_added, job.duplicates) == (5, 3, 2)
+    assert job.skipped == {}
+    assert job.formats == ["extended"]
+    assert job.ignored_files == [
+        "Spotify Extended Streaming History/ReadMeFirst_ExtendedStreamingHistory.pdf"
+    ]
+    assert (job.earliest_play, job.latest_play) == (
+        at("2025-03-14T18:23:41"),
+        at("2025-03-15T08:00:00"),
+    )
+    assert job.progress_pct == 100.0
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.name, p.ms_played, p.source) for p in plays] == [
+        ("Example Song", 214306, "export_extended"),
+        ("Other Song", 214306, "export_extended"),
+        ("Example Song", 1200, "export_extended"),
+    ]
+    short = plays.last()
+    assert short is not None
+    assert (short.skipped, short.reason_end, short.platform, short.conn_country) == (
+        True,
+        "fwdbtn",
+        "android",
+        "FR",
+    )
+
+
+def test_reimporting_the_same_export_adds_nothing(user, export_zip):
+    files = {AUDIO: [extended("2025-03-14T18:23:41Z"), extended("2025-03-14T18:30:00Z")]}
+    first = run(user, export_zip(files))
+    second = run(user, export_zip(files))
+    assert (first.plays_added, second.plays_added, second.duplicates) == (2, 0, 2)
+    assert Play.objects.for_user(user).count() == 2
+
+
+def test_account_data_and_podcasts(user, export_zip):
+    path = export_zip(
+        {
+            "MyData/StreamingHistory_music_0.json": [
+                account("2025-03-14 18:23", "Example Song", "Example Artist"),
+                account("2025-03-14 18:27", "Other Song", "Example Artist", ms=5000),
+            ],
+            "MyData/StreamingHistory_podcast_0.json": [
+                {
+                    "endTime": "2025-03-15 07:00",
+                    "podcastName": "The Show",
+                    "episodeName": "Episode 1",
+                    "msPlayed": 1_800_000,
+                }
+            ],
+            "MyData/Userdata.json": {"username": "x"},
+        }
+    )
+    job = run(user, path)
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    assert (job.records_seen, job.plays_added) == (3, 3)
+    assert job.formats == ["account_music", "account_podcast"]
+    assert job.ignored_files == ["MyData/Userdata.json"]
+    kinds = sorted(Play.objects.for_user(user).values_list("track__kind", "track__name"))
+    assert kinds == [("episode", "Episode 1"), ("music", "Example Song"), ("music", "Other Song")]
+    assert all(t.uri.startswith("local:") for t in Track.objects.all())
+    show = Track.objects.get(kind="episode")
+    assert show.album is not None and show.album.name == "The Show"
+    assert show.primary_artist is None
+
+
+def test_extended_episodes_are_their_own_kind(user, export_zip):
+    path = export_zip({AUDIO: [episode("2025-03-14T07:00:00Z", "Ep", "Show", "spotify:episode:9")]})
+    job = run(user, path)
+    assert job.plays_added == 1
+    track = Track.objects.get()
+    assert track.album is not None
+    assert (track.kind, track.uri, track.album.name) == ("episode", "spotify:episode:9", "Show")
+
+
+def test_an_overlapping_export_adds_only_the_new_plays(user, export_zip):
+    first = run(
+        user,
+        export_zip({AUDIO: [extended("2025-03-14T18:00:00Z"), extended("2025-03-14T18:10:00Z")]}),
+    )
+    second = run(
+        user,
+        export_zip(
+            {
+                AUDIO: [
+                    extended("2025-03-14T18:10:00Z"),
+                    extended("2025-03-14T18:20:00Z"),
+                    extended("2025-03-14T18:30:00Z"),
+                ]
+            }
+        ),
+    )
+    assert (first.plays_added, second.plays_added, second.duplicates) == (2, 2, 1)
+    assert Play.objects.for_user(user).count() == 4
+
+
+def test_an_export_overlapping_polled_api_plays_adds_no_duplicates(user, export_zip):
+    from apps.history.ingest import PlayRecord, insert_plays
+    from apps.music.models import Source
+    from apps.music.services import TrackInfo
+
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    insert_plays(
+        user=user,
+        records=[
+            PlayRecord(song, at("2025-03-14T18:23:41.306"), Source.API),
+            PlayRecord(song, at("2025-03-14T18:40:02.5"), Source.API),
+        ],
+    )
+    files = {AUDIO: [extended("2025-03-14T18:23:41Z"), extended("2025-03-14T18:40:00Z")]}
+    job = run(user, export_zip(files))
+    again = run(user, export_zip(files))
+    assert (job.plays_added, job.duplicates, again.plays_added, again.duplicates) == (0, 2, 0, 2)
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.played_at, p.ms_played) for p in plays] == [
+        (at("2025-03-14T18:23:41.306"), 214306),
+        (at("2025-03-14T18:40:02.5"), 214306),
+    ]

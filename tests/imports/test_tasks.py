@@ -1,0 +1,158 @@
+"""Imports through a real Celery worker on PostgreSQL and Redis, the watched folder, and the
+recovery of jobs left running by a dead worker."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.models import Play
+from apps.imports import services
+from apps.imports.models import ImportJob
+from apps.music.models import Source
+from apps.music.services import TrackInfo
+from tests.imports.conftest import build_zip, extended
+
+AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2025_0.json"
+RECORDS = [
+    extended("2025-03-14T18:23:41Z"),
+    extended("2025-03-14T18:30:00Z", track="Second", uri="spotify:track:2"),
+    extended("2025-03-14T18:40:00Z", track="Third", uri="spotify:track:3", ms=1500),
+    extended("2025-03-14T18:50:00Z", track=None, uri=None),  # no item: skipped
+]
+
+
+def wait_for_job(job_id: int, timeout: float = 60) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = ImportJob.objects.get(pk=job_id)
+        if job.is_finished:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"import {job_id} did not finish: {job.status} {job.error}")
+
+
+def upload(client, content: bytes) -> int:
+    response = client.post(
+        reverse("imports:index"), {"file": SimpleUploadedFile("my_spotify_data.zip", content)}
+    )
+    assert response.status_code == 302
+    return int(response["Location"].rsplit("=", 1)[1])
+
+
+@pytest.mark.integration
+def test_upload_task_counts_then_the_same_zip_adds_nothing(
+    celery_worker, client, user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(user)
+    content = build_zip({AUDIO: RECORDS})
+
+    job = wait_for_job(upload(client, content))
+    assert job.status == "succeeded", job.error
+    assert (job.records_seen, job.plays_added, job.duplicates, job.skipped) == (
+        4,
+        3,
+        0,
+        {"no_item": 1},
+    )
+
+    again = wait_for_job(upload(client, content))
+    assert (again.status, again.plays_added, again.duplicates) == ("succeeded", 0, 3)
+    assert Play.objects.for_user(user).count() == 3
+
+
+@pytest.mark.integration
+def test_an_import_overlapping_polled_plays_adds_no_duplicates(
+    celery_worker, client, user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    polled_at = datetime(2025, 3, 14, 18, 23, 42, 306000, tzinfo=UTC)
+    insert_plays(user=user, records=[PlayRecord(song, polled_at, Source.API)])
+    client.force_login(user)
+
+    job = wait_for_job(upload(client, build_zip({AUDIO: RECORDS})))
+    assert (job.status, job.plays_added, job.duplicates) == ("succeeded", 2, 1)
+    play = Play.objects.for_user(user).get(track__uri=song.uri)
+    assert (play.played_at, play.ms_played, play.source) == (polled_at, 214306, "api")
+    assert Play.objects.for_user(user).count() == 3
+
+
+@pytest.mark.integration
+def test_the_watched_folder_imports_each_zip_once(celery_worker, user, settings, tmp_path):
+    settings.IMPORT_WATCH_DIR = str(tmp_path)
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "nobody").mkdir()
+    (tmp_path / "alice" / "export.zip").write_bytes(build_zip({AUDIO: RECORDS}))
+    (tmp_path / "nobody" / "export.zip").write_bytes(build_zip({AUDIO: RECORDS}))
+    (tmp_path / "alice" / "notes.txt").write_text("not a zip")
+
+    from apps.imports.tasks import scan_import_watch_dir
+
+    first = scan_import_watch_dir.delay()
+    deadline = time.monotonic() + 30
+    while not ImportJob.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job = wait_for_job(ImportJob.objects.get().pk)
+    assert (job.user, job.original_name, job.plays_added) == (user, "export.zip", 3)
+    assert first is not None
+
+    assert services.scan_watch_dir() == []  # already imported
+    assert ImportJob.objects.count() == 1
+
+
+def test_a_job_left_running_by_a_dead_worker_is_queued_again(
+    user, tmp_path, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    job = services.create_local_job(user=user, path=path, queue=False)
+    claimed = services.claim_job(job_id=job.pk)
+    assert claimed is not None
+    ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.requeue_stale_jobs() == [job.pk]
+    job.refresh_from_db()
+    assert (job.status, len(callbacks)) == ("pending", 1)
+
+    done = services.run_import(job_id=job.pk)
+    assert done is not None
+    assert (done.status, done.attempts, done.plays_added) == ("succeeded", 2, 3)
+
+
+def test_a_job_interrupted_three_times_fails_with_a_clear_error(user, tmp_path):
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    job = services.create_local_job(user=user, path=path, queue=False)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", attempts=3, heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    assert services.requeue_stale_jobs() == []
+    job.refresh_from_db()
+    assert (job.status, job.error) == (
+        "failed",
+        "The import was interrupted 3 times without finishing; it was stopped.",
+    )
+
+
+def test_one_import_per_user_runs_at_a_time(user, tmp_path):
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    first = services.create_local_job(user=user, path=path, queue=False)
+    second = services.create_local_job(user=user, path=path, queue=False)
+    assert services.claim_job(job_id=first.pk) is not None
+    with pytest.raises(services.UserBusy):
+        services.claim_job(job_id=second.pk)
+    second.refresh_from_db()
+    assert second.status == "pending"

@@ -1,0 +1,72 @@
+"""The upload page in Chromium: choose a file, watch the progress bar move, read the counts."""
+
+import pytest
+from django.conf import settings as django_settings
+
+from apps.history.models import Play
+from apps.imports.demo import write_demo_export
+from apps.imports.models import ImportJob
+from tests.conftest import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+def sign_in(page, client, user, live_server) -> None:
+    client.force_login(user)
+    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+
+
+def test_upload_shows_a_moving_progress_bar_then_the_counts(
+    page, live_server, celery_worker, client, user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    settings.IMPORT_BATCH_SIZE = 500
+    export = tmp_path / "my_spotify_data.zip"
+    info = write_demo_export(export, records=15_000, seed=3)
+    sign_in(page, client, user, live_server)
+
+    page.goto("/imports/")
+    assert page.locator("h1").inner_text() == "Import your Spotify data"
+    page.set_input_files("input[type=file]", str(export))
+    page.click("#upload-form button[type=submit]")
+
+    # The bar moves: two different readings below 100 %.
+    page.wait_for_selector("progress.job-progress")
+    page.wait_for_function(
+        "() => { const p = document.querySelector('progress.job-progress');"
+        " return p && p.value > 0 && p.value < 100; }",
+        timeout=60_000,
+    )
+    first = page.evaluate("document.querySelector('progress.job-progress').value")
+    page.wait_for_function(
+        f"() => {{ const p = document.querySelector('progress.job-progress');"
+        f" return !p || p.value > {first}; }}",
+        timeout=60_000,
+    )
+    screenshot(page, "imports-progress")
+
+    counts = page.wait_for_selector(".job-counts", timeout=120_000)
+    job = ImportJob.objects.get()
+    assert job.status == "succeeded", job.error
+    assert counts.inner_text() == (
+        f"{info['records']} records: {job.plays_added} plays added, 0 already known, "
+        f"{job.skipped_total} skipped"
+    )
+    assert Play.objects.for_user(user).count() == job.plays_added > 14_000
+    screenshot(page, "imports-finished")
+
+
+def test_a_file_over_the_limit_is_refused_in_the_page_before_upload(
+    page, live_server, client, user, settings, tmp_path
+):
+    settings.IMPORT_MAX_ZIP_SIZE_MB = 1
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"x" * (2 * 1024 * 1024))
+    sign_in(page, client, user, live_server)
+    page.goto("/imports/")
+    page.set_input_files("input[type=file]", str(big))
+    page.click("#upload-form button[type=submit]")
+    error = page.wait_for_selector("#upload-errors li")
+    assert error.inner_text() == "The file is larger than the 1 MB limit (IMPORT_MAX_ZIP_SIZE_MB)."
+    assert not ImportJob.objects.exists()
