@@ -201,7 +201,6 @@ class LogEventAdmin(admin.ModelAdmin):
         "created_at",
     ]
     search_fields = ["message", "request_id"]
-    date_hierarchy = "created_at"
     list_select_related = ["user", "job_run"]
     raw_id_fields = ["user", "job_run"]
     readonly_fields = [
