@@ -681,17 +681,44 @@ def _artist_rows(c: Counted) -> QuerySet[Any]:
     )
 
 
+def _top(c: Counted, key: str, limit: int) -> list[dict[str, Any]]:
+    """The `limit` best groups by listens then minutes, grouped on one narrow key; rows tied
+    with the last one are included, so the caller can break ties by name."""
+    groups = c.rows.values(group=F(key)).annotate(listens=c.listens, ms=c.ms).order_by()
+    top = list(groups.order_by("-listens", "-ms")[:limit])
+    if len(top) < limit:
+        return top
+    last = top[-1]
+    return list(
+        groups.filter(
+            Q(listens__gt=last["listens"]) | Q(listens=last["listens"], ms__gte=last["ms"])
+        )
+    )
+
+
 def _artist_ranks(c: Counted, total: int, limit: int) -> list[ArtistRank]:
+    rows = _top(c, "track__primary_artist_id", limit)
+    artists = Artist.objects.in_bulk([r["group"] for r in rows if r["group"] is not None])
+    named = [(r, artists.get(r["group"])) for r in rows]
+    named.sort(
+        key=lambda ra: (
+            -ra[0]["listens"],
+            -(ra[0]["ms"] or 0),
+            normalize_name(ra[1].name if ra[1] else None),
+        )
+    )
     return [
         ArtistRank(
             rank=rank,
-            name=row["name"] or "Unknown artist",
+            name=artist.name if artist else "Unknown artist",
             listens=row["listens"],
             minutes=_minutes(row["ms"]),
             share_pct=_pct(row["listens"], total),
-            spotify_uri=f"spotify:artist:{row['spotify_id']}" if row["spotify_id"] else None,
+            spotify_uri=f"spotify:artist:{artist.spotify_id}"
+            if artist and artist.spotify_id
+            else None,
         )
-        for rank, row in enumerate(_artist_rows(c)[:limit], start=1)
+        for rank, (row, artist) in enumerate(named[:limit], start=1)
     ]
 
 
@@ -724,9 +751,24 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
 
 
 def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
-    return [
-        _track_rank(rank, row, total) for rank, row in enumerate(_track_rows(c)[:limit], start=1)
+    rows = _top(c, "track_id", limit)
+    names = {
+        t["id"]: t
+        for t in Track.objects.filter(pk__in=[r["group"] for r in rows]).values(
+            "id", "name", "uri", "primary_artist__name", "album__name"
+        )
+    }
+    rows = [
+        {
+            **r,
+            **names[r["group"]],
+            "artist": names[r["group"]]["primary_artist__name"],
+            "album": names[r["group"]]["album__name"],
+        }
+        for r in rows
     ]
+    rows.sort(key=lambda r: (-r["listens"], -(r["ms"] or 0), normalize_name(r["name"]), r["id"]))
+    return [_track_rank(rank, row, total) for rank, row in enumerate(rows[:limit], start=1)]
 
 
 def top_artists(
