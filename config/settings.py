@@ -156,6 +156,16 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SOCIALACCOUNT_STORE_TOKENS = False
+# Sign in with Spotify: our provider class points every URL at SPOTIFY_*_BASE_URL and turns PKCE
+# on; the adapter builds the app from SPOTIFY_CLIENT_ID and hands the tokens to connect_spotify.
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "spotify": {
+        "provider_class": "apps.accounts.oauth.provider.SpotifyProvider",
+        "SCOPE": ["user-read-recently-played", "user-top-read", "user-read-private"],
+        "OAUTH_PKCE_ENABLED": True,
+    }
+}
 
 # --- Internationalisation -------------------------------------------------------------------
 
@@ -309,6 +319,21 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+# Collection (apps.history.collection).
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Queue a poll for every active, unpaused, connected user whose last poll is due.
+        "queue-due-polls": {
+            "task": "apps.history.tasks.queue_due_polls",
+            "schedule": float(COLLECTOR_INTERVAL_SECONDS),
+        },
+        # Mark and log Spotify authorizations that expire within 30 and 7 days, twice a day.
+        "warn-expiring-spotify-tokens": {
+            "task": "apps.history.tasks.warn_expiring_tokens",
+            "schedule": 12 * 3600.0,
+        },
+    }
+)
 
 # --- Django REST framework and the OpenAPI schema -------------------------------------------
 

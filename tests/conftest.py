@@ -170,3 +170,53 @@ def screenshot(page: Any, name: str) -> str:
     path = str(folder / f"{name}.png")
     page.screenshot(path=path, full_page=True)
     return path
+
+
+# --- Spotify: the fake server and connected accounts ----------------------------------------
+
+
+@pytest.fixture
+def fake_spotify(settings: Any) -> Iterator[Any]:
+    """A fake Spotify on a real socket, with every Spotify setting pointed at it."""
+    from django.core.cache import cache
+
+    from apps.accounts import spotify
+    from apps.accounts.fake_spotify import FakeSpotify
+
+    with FakeSpotify(client_id="test-client-id") as fake:
+        settings.SPOTIFY_CLIENT_ID = fake.client_id
+        settings.SPOTIFY_CLIENT_SECRET = ""
+        settings.SPOTIFY_API_BASE_URL = fake.url
+        settings.SPOTIFY_ACCOUNTS_BASE_URL = fake.url
+        cache.delete(spotify.PAUSE_CACHE_KEY)
+        yield fake
+        cache.delete(spotify.PAUSE_CACHE_KEY)
+
+
+@pytest.fixture
+def connect_fake(fake_spotify: Any) -> Callable[..., Any]:
+    """Give a user a SpotifyAccount holding tokens the fake Spotify accepts."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.models import REFRESH_TOKEN_LIFETIME, SpotifyAccount
+
+    def connect(user: User, spotify_id: str | None = None, **fields: Any) -> SpotifyAccount:
+        spotify_id = spotify_id or user.username
+        if spotify_id not in fake_spotify.users:
+            fake_spotify.add_user(spotify_id)
+        access, refresh = fake_spotify.issue_tokens(spotify_id)
+        now = timezone.now()
+        values: dict[str, Any] = {
+            "spotify_id": spotify_id,
+            "access_token": access,
+            "refresh_token": refresh,
+            "access_expires_at": now + timedelta(hours=1),
+            "authorized_at": now,
+            "refresh_expires_at": now + REFRESH_TOKEN_LIFETIME,
+            **fields,
+        }
+        return SpotifyAccount.objects.create(user=user, **values)
+
+    return connect

@@ -2,18 +2,37 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from apps.accounts.models import SpotifyAccount, User
+from apps.accounts.spotify_admin import (
+    COLLECTION_ACTIONS,
+    CollectionColumnsMixin,
+    NeedsReauthFilter,
+)
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    list_display = ["username", "email", "timezone", "is_staff", "is_active", "date_joined"]
-    list_filter = ["is_staff", "is_active", "timezone"]
+class UserAdmin(CollectionColumnsMixin, BaseUserAdmin):
+    list_display = [
+        "username",
+        "email",
+        "timezone",
+        "is_staff",
+        "is_active",
+        "date_joined",
+        "spotify_status",
+        "collection_paused",
+        "last_poll",
+        "plays",
+        "token_expires_in",
+    ]
+    list_filter = ["is_staff", "is_active", "timezone", "spotify__paused", NeedsReauthFilter]
     search_fields = ["username", "email", "first_name", "last_name"]
+    list_select_related = ["spotify", "sync_checkpoint"]
+    actions = COLLECTION_ACTIONS
     fieldsets = (*BaseUserAdmin.fieldsets, ("Listening", {"fields": ["timezone"]}))  # type: ignore[misc]
 
 
 @admin.register(SpotifyAccount)
-class SpotifyAccountAdmin(admin.ModelAdmin):
+class SpotifyAccountAdmin(CollectionColumnsMixin, admin.ModelAdmin):
     # Token fields are never listed: `fields` names everything the form may show.
     list_display = [
         "user",
@@ -21,13 +40,17 @@ class SpotifyAccountAdmin(admin.ModelAdmin):
         "spotify_id",
         "status",
         "paused",
+        "last_poll",
+        "plays",
         "authorized_at",
         "refresh_expires_at",
+        "token_expires_in",
     ]
-    list_filter = ["status", "paused"]
+    list_filter = ["status", "paused", NeedsReauthFilter]
     search_fields = ["user__username", "spotify_id", "account_id", "display_name"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "user__sync_checkpoint"]
     raw_id_fields = ["user"]
+    actions = COLLECTION_ACTIONS
     fields = [
         "user",
         "spotify_id",
@@ -39,8 +62,11 @@ class SpotifyAccountAdmin(admin.ModelAdmin):
         "paused",
         "authorized_at",
         "refresh_expires_at",
+        "token_expires_in",
         "access_expires_at",
         "expiry_warned_days",
+        "last_poll",
+        "plays",
         "created_at",
         "updated_at",
     ]
@@ -50,8 +76,11 @@ class SpotifyAccountAdmin(admin.ModelAdmin):
         "scopes",
         "authorized_at",
         "refresh_expires_at",
+        "token_expires_in",
         "access_expires_at",
         "expiry_warned_days",
+        "last_poll",
+        "plays",
         "created_at",
         "updated_at",
     ]

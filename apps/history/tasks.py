@@ -1,10 +1,16 @@
 import logging
 
 from celery import shared_task
+from celery.exceptions import Retry
 
-from apps.history import services
+from apps.accounts.models import User
+from apps.accounts.spotify import SpotifyRateLimited, SpotifyUnavailable
+from apps.history import collection, services
 
 logger = logging.getLogger(__name__)
+
+# A poll that hit a 429 or a Spotify outage is retried this many times, after the pause.
+SPOTIFY_RETRIES = 3
 
 
 @shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
@@ -12,3 +18,54 @@ def purge_old_log_events() -> int:
     deleted = services.purge_log_events()
     logger.info("Purged %d old log events", deleted)
     return deleted
+
+
+@shared_task(bind=True, acks_late=True, time_limit=300, soft_time_limit=270)
+def poll_user(self, user_id: int) -> str | None:
+    """Poll one user's recently played list. Retries after a 429 pause or a Spotify outage;
+    a daily quota or an account problem waits for the next scheduled poll."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    try:
+        run = collection.poll_user(user=user, task_id=self.request.id or "")
+    except (SpotifyRateLimited, SpotifyUnavailable) as exc:
+        quota = isinstance(exc, SpotifyRateLimited) and exc.quota
+        if quota or self.request.retries >= SPOTIFY_RETRIES:
+            return "failed"
+        countdown = exc.retry_after + 1 if isinstance(exc, SpotifyRateLimited) else 30
+        raise self.retry(countdown=countdown, exc=exc) from None
+    except Retry:
+        raise
+    except Exception:
+        logger.exception("Poll of user %s failed", user_id, extra={"user": user_id})
+        return "failed"
+    return run.status
+
+
+@shared_task(bind=True, acks_late=True, time_limit=1800, soft_time_limit=1740)
+def initial_sync(self, user_id: int) -> str | None:
+    """Page back through one user's recently played list; the service records why it stopped."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    try:
+        run = collection.initial_sync(user=user, task_id=self.request.id or "")
+    except Exception:
+        logger.exception("Initial sync of user %s failed", user_id, extra={"user": user_id})
+        return "failed"
+    return run.status
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def queue_due_polls() -> int:
+    """Beat's fan-out: one poll_user task per active, unpaused, connected user that is due."""
+    return collection.queue_due_polls()
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def warn_expiring_tokens() -> int:
+    """Mark accounts whose Spotify authorization ends within 30 or 7 days, logging each once."""
+    from apps.accounts.services import warn_expiring_tokens
+
+    return warn_expiring_tokens()
