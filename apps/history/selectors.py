@@ -25,7 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from apps.history import totals as play_totals
 from apps.history.models import HourTotal, JobRun, Play, SyncCheckpoint, TrackTotal
-from apps.music.models import Artist, Source, Track
+from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import normalize_name
 
 if TYPE_CHECKING:
@@ -468,16 +468,59 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
 
 
-@dataclass(frozen=True, slots=True)
+class TrackSum(NamedTuple):
+    track_id: int
+    artist_id: int | None
+    album_id: int | None
+    listens: int
+    ms: int
+    estimated: int
+
+
 class Counted:
     """The listens to aggregate, with how to count them: raw plays, or, for all time on
     PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
-    `track__…`, so one ranking query serves both."""
+    `track__…`. One query sums them per track (`per_track`); totals, rankings and repeat
+    figures are then rolled up from those rows."""
 
-    rows: QuerySet[Any]
-    listens: Any
-    ms: Any
-    estimated: Any
+    def __init__(self, rows: QuerySet[Any], listens: Any, ms: Any, estimated: Any) -> None:
+        self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
+
+    @functools.cached_property
+    def per_track(self) -> list[TrackSum]:
+        rows = (
+            self.rows.values_list("track_id", "track__primary_artist_id", "track__album_id")
+            .annotate(n=self.listens, m=self.ms, e=self.estimated)
+            .order_by()
+        )
+        return [TrackSum(t, a, al, n or 0, m or 0, e or 0) for t, a, al, n, m, e in rows]
+
+    def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
+        """(listens, ms) per artist_id or album_id."""
+        groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        for row in self.per_track:
+            group = groups[getattr(row, key)]
+            group[0] += row.listens
+            group[1] += row.ms
+        return {k: (v[0], v[1]) for k, v in groups.items()}
+
+
+def _best(
+    groups: dict[Any, tuple[int, int]], limit: int, names: dict[Any, str] | None = None
+) -> list[tuple[Any, int, int]]:
+    """The `limit` best keys by listens, then minutes, then normalised name. `names` may be
+    given for every key, or is asked for the finalists only through the caller."""
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
+    if limit is not None and len(ordered) > limit:
+        end = limit
+        while end < len(ordered) and ordered[end][1] == ordered[limit - 1][1]:
+            end += 1
+        ordered = ordered[:end]
+    if names is not None:
+        ordered.sort(
+            key=lambda kv: (-kv[1][0], -kv[1][1], normalize_name(names.get(kv[0])), str(kv[0]))
+        )
+    return [(k, v[0], v[1]) for k, v in ordered]
 
 
 def _all_time(window: Window) -> bool:
@@ -551,19 +594,13 @@ def _limit(limit: int) -> int:
 
 
 def _totals(c: Counted) -> Totals:
-    row = c.rows.aggregate(
-        listens=c.listens,
-        ms=c.ms,
-        estimated=c.estimated,
-        tracks=Count("track_id", distinct=True),
-        artists=Count("track__primary_artist_id", distinct=True),
-    )
+    rows = c.per_track
     return Totals(
-        listens=row["listens"] or 0,
-        minutes=_minutes(row["ms"]),
-        minutes_estimated=(row["estimated"] or 0) > 0,
-        unique_tracks=row["tracks"],
-        unique_artists=row["artists"],
+        listens=sum(r.listens for r in rows),
+        minutes=_minutes(sum(r.ms for r in rows)),
+        minutes_estimated=any(r.estimated for r in rows),
+        unique_tracks=len(rows),
+        unique_artists=len({r.artist_id for r in rows if r.artist_id is not None}),
     )
 
 
@@ -669,71 +706,37 @@ def _envelope(user: User, window: Window, rule: Rule) -> dict[str, Any]:
 # --- Rankings -----------------------------------------------------------------------------------
 
 
-def _artist_rows(c: Counted) -> QuerySet[Any]:
-    return (
-        c.rows.values(
-            artist_id=F("track__primary_artist_id"),
-            name=F("track__primary_artist__name"),
-            spotify_id=F("track__primary_artist__spotify_id"),
-        )
-        .annotate(listens=c.listens, ms=c.ms)
-        .order_by("-listens", "-ms", "name")
-    )
-
-
-def _top(c: Counted, key: str, limit: int) -> list[dict[str, Any]]:
-    """The `limit` best groups by listens then minutes, grouped on one narrow key; rows tied
-    with the last one are included, so the caller can break ties by name."""
-    groups = c.rows.values(group=F(key)).annotate(listens=c.listens, ms=c.ms).order_by()
-    top = list(groups.order_by("-listens", "-ms")[:limit])
-    if len(top) < limit:
-        return top
-    last = top[-1]
-    return list(
-        groups.filter(
-            Q(listens__gt=last["listens"]) | Q(listens=last["listens"], ms__gte=last["ms"])
-        )
-    )
-
-
-def _artist_ranks(c: Counted, total: int, limit: int) -> list[ArtistRank]:
-    rows = _top(c, "track__primary_artist_id", limit)
-    artists = Artist.objects.in_bulk([r["group"] for r in rows if r["group"] is not None])
-    named = [(r, artists.get(r["group"])) for r in rows]
-    named.sort(
-        key=lambda ra: (
-            -ra[0]["listens"],
-            -(ra[0]["ms"] or 0),
-            normalize_name(ra[1].name if ra[1] else None),
-        )
-    )
+def _artist_list(c: Counted, limit: int | None = None) -> list[dict[str, Any]]:
+    """Artists by listens (ties: minutes, then name), as dicts with name and Spotify id."""
+    groups = c.grouped("artist_id")
+    best = _best(groups, limit or len(groups) or 1)
+    artists = Artist.objects.in_bulk([k for k, _, _ in best if k is not None])
+    names = {k: artists[k].name if k in artists else "Unknown artist" for k, _, _ in best}
+    best = _best({k: (n, m) for k, n, m in best}, limit or len(best) or 1, names)
     return [
-        ArtistRank(
-            rank=rank,
-            name=artist.name if artist else "Unknown artist",
-            listens=row["listens"],
-            minutes=_minutes(row["ms"]),
-            share_pct=_pct(row["listens"], total),
-            spotify_uri=f"spotify:artist:{artist.spotify_id}"
-            if artist and artist.spotify_id
-            else None,
-        )
-        for rank, (row, artist) in enumerate(named[:limit], start=1)
+        {
+            "artist_id": k,
+            "name": names[k],
+            "spotify_id": artists[k].spotify_id if k in artists else None,
+            "listens": n,
+            "ms": m,
+        }
+        for k, n, m in best[:limit]
     ]
 
 
-def _track_rows(c: Counted) -> QuerySet[Any]:
-    return (
-        c.rows.values(
-            "track_id",
-            name=F("track__name"),
-            uri=F("track__uri"),
-            artist=F("track__primary_artist__name"),
-            album=F("track__album__name"),
+def _artist_ranks(c: Counted, total: int, limit: int) -> list[ArtistRank]:
+    return [
+        ArtistRank(
+            rank=rank,
+            name=row["name"],
+            listens=row["listens"],
+            minutes=_minutes(row["ms"]),
+            share_pct=_pct(row["listens"], total),
+            spotify_uri=f"spotify:artist:{row['spotify_id']}" if row["spotify_id"] else None,
         )
-        .annotate(listens=c.listens, ms=c.ms)
-        .order_by("-listens", "-ms", "name", "track_id")
-    )
+        for rank, row in enumerate(_artist_list(c, limit), start=1)
+    ]
 
 
 def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
@@ -751,24 +754,24 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
 
 
 def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
-    rows = _top(c, "track_id", limit)
-    names = {
-        t["id"]: t
-        for t in Track.objects.filter(pk__in=[r["group"] for r in rows]).values(
+    groups = {r.track_id: (r.listens, r.ms) for r in c.per_track}
+    best = _best(groups, limit)
+    tracks: dict[int, dict[str, Any]] = {
+        t["id"]: {
+            **t,
+            "artist": t["primary_artist__name"],
+            "album": t["album__name"],
+        }
+        for t in Track.objects.filter(pk__in=[k for k, _, _ in best]).values(
             "id", "name", "uri", "primary_artist__name", "album__name"
         )
     }
-    rows = [
-        {
-            **r,
-            **names[r["group"]],
-            "artist": names[r["group"]]["primary_artist__name"],
-            "album": names[r["group"]]["album__name"],
-        }
-        for r in rows
+    names = {k: str(t["name"]) for k, t in tracks.items()}
+    best = _best({k: (n, m) for k, n, m in best}, limit, names)
+    return [
+        _track_rank(rank, {**tracks[k], "listens": n, "ms": m}, total)
+        for rank, (k, n, m) in enumerate(best[:limit], start=1)
     ]
-    rows.sort(key=lambda r: (-r["listens"], -(r["ms"] or 0), normalize_name(r["name"]), r["id"]))
-    return [_track_rank(rank, row, total) for rank, row in enumerate(rows[:limit], start=1)]
 
 
 def top_artists(
@@ -806,26 +809,22 @@ def top_albums(
     rule = Rule.default(include_short)
     c = counted(user, window, rule)
     totals = _totals(c)
-    rows = (
-        c.rows.filter(track__album__isnull=False)
-        .values(
-            "track__album_id",
-            name=F("track__album__name"),
-            artist=F("track__album__artist__name"),
-        )
-        .annotate(listens=c.listens, ms=c.ms)
-        .order_by("-listens", "-ms", "name")[: _limit(limit)]
-    )
+    groups = c.grouped("album_id")
+    groups.pop(None, None)
+    limit = _limit(limit)
+    best = _best(groups, limit)
+    found = Album.objects.select_related("artist").in_bulk([k for k, _, _ in best])
+    best = _best({k: (n, m) for k, n, m in best}, limit, {k: a.name for k, a in found.items()})
     albums = [
         AlbumRank(
             rank=rank,
-            name=row["name"],
-            artist=row["artist"],
-            listens=row["listens"],
-            minutes=_minutes(row["ms"]),
-            share_pct=_pct(row["listens"], totals.listens),
+            name=found[k].name,
+            artist=getattr(found[k].artist, "name", None),
+            listens=n,
+            minutes=_minutes(m),
+            share_pct=_pct(n, totals.listens),
         )
-        for rank, row in enumerate(rows, start=1)
+        for rank, (k, n, m) in enumerate(best[:limit], start=1)
     ]
     return TopAlbums(**_envelope(user, window, rule), totals=totals, albums=albums)
 
@@ -897,14 +896,9 @@ def listening_heatmap(*, user: User, window: Window, include_short: bool = False
 
 def _repeat_figures(c: Counted) -> tuple[int, int, int, int]:
     """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
-    per_track = c.rows.values("track_id").annotate(n=c.listens).order_by()
-    row = per_track.aggregate(
-        listens=Coalesce(Sum("n"), 0),
-        tracks=Count("track_id"),
-        repeated=Count("track_id", filter=Q(n__gt=1)),
-        repeated_listens=Coalesce(Sum("n", filter=Q(n__gt=1)), 0),
-    )
-    return row["listens"], row["tracks"], row["repeated"], row["repeated_listens"]
+    counts = [r.listens for r in c.per_track]
+    repeated = [n for n in counts if n > 1]
+    return sum(counts), len(counts), len(repeated), sum(repeated)
 
 
 def repeat_rate(
@@ -1035,46 +1029,51 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
 # --- Taste summary ------------------------------------------------------------------------------
 
 
+def _artist_firsts(user: User, rule: Rule, ids: Iterable[int]) -> dict[int, datetime]:
+    """The first listen ever of each artist."""
+    if play_totals.usable():
+        first = "first_play_at" if rule.include_short else "first_listen_at"
+        rows = TrackTotal.objects.filter(
+            user=user, track__kind=MUSIC, track__primary_artist_id__in=ids
+        ).values_list("track__primary_artist_id")
+        return dict(rows.annotate(first=Min(first)).exclude(first=None).order_by())
+    return dict(
+        Play.objects.for_user(user)
+        .filter(rule.listen_q, track__kind=MUSIC, track__primary_artist_id__in=ids)
+        .values_list("track__primary_artist_id")
+        .annotate(first=Min("played_at"))
+        .order_by()
+    )
+
+
 def _discovered(
     user: User, window: Window, rule: Rule, c: Counted, limit: int
 ) -> tuple[int, list[DiscoveredArtist]]:
-    """Artists whose first listen ever falls inside the window."""
-    rows = list(
-        c.rows.filter(track__primary_artist__isnull=False)
-        .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
-        .annotate(listens=c.listens)
-        .order_by("-listens", "name")
-    )
-    if not rows:
-        return 0, []
-    ids = [r["artist_id"] for r in rows]
-    if play_totals.usable():
-        first_field = "first_play_at" if rule.include_short else "first_listen_at"
-        firsts = dict(
-            TrackTotal.objects.filter(
-                user=user, track__kind=MUSIC, track__primary_artist_id__in=ids
-            )
-            .values_list("track__primary_artist_id")
-            .annotate(first=Min(first_field))
-            .order_by()
+    """Artists whose first listen ever falls inside the window, most listened first."""
+    listens = c.grouped("artist_id")
+    listens.pop(None, None)
+    candidates = set(listens)
+    if window.start_at is not None and play_totals.usable():
+        # Only artists with a track first heard inside the window can be new in it.
+        first = "first_play_at" if rule.include_short else "first_listen_at"
+        fresh = TrackTotal.objects.filter(
+            user=user, track__kind=MUSIC, **{f"{first}__gte": window.start_at}
         )
-    else:
-        firsts = dict(
-            Play.objects.for_user(user)
-            .filter(rule.listen_q, track__kind=MUSIC, track__primary_artist_id__in=ids)
-            .values_list("track__primary_artist_id")
-            .annotate(first=Min("played_at"))
-            .order_by()
-        )
+        if window.end_at is not None:
+            fresh = fresh.filter(**{f"{first}__lt": window.end_at})
+        candidates &= set(fresh.values_list("track__primary_artist_id", flat=True).distinct())
+    firsts = _artist_firsts(user, rule, candidates) if candidates else {}
     found = [
-        r
-        for r in rows
-        if firsts.get(r["artist_id"]) is not None
-        and (window.start_at is None or firsts[r["artist_id"]] >= window.start_at)
+        k
+        for k in candidates
+        if k in firsts and (window.start_at is None or firsts[k] >= window.start_at)
     ]
+    best = _best({k: listens[k] for k in found}, limit)
+    names = dict(Artist.objects.filter(pk__in=[k for k, _, _ in best]).values_list("pk", "name"))
+    best = _best({k: (n, m) for k, n, m in best}, limit, names)
     return len(found), [
-        DiscoveredArtist(name=r["name"], first_listen=firsts[r["artist_id"]], listens=r["listens"])
-        for r in found[:limit]
+        DiscoveredArtist(name=names[k], first_listen=firsts[k], listens=n)
+        for k, n, _ in best[:limit]
     ]
 
 
@@ -1311,7 +1310,7 @@ def compare_periods(
     for window in (a, b):
         source = counted(user, window, rule)
         totals = _totals(source)
-        rows = list(_artist_rows(source))
+        rows = _artist_list(source)
         ranks.append(
             {
                 r["artist_id"]: (i, r["name"] or "Unknown artist", r["listens"])
