@@ -171,10 +171,16 @@ class TrackTotal(models.Model):
     unknown_ms_plays = models.PositiveIntegerField(default=0)
     ms_long = models.BigIntegerField(default=0)
     ms_short = models.BigIntegerField(default=0)
+    first_play_at = models.DateTimeField(null=True)
+    first_listen_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "track"], name="tracktotal_unique_user_track")
+        ]
+        indexes = [
+            models.Index(fields=["user", "first_listen_at"], name="tracktotal_first_listen"),
+            models.Index(fields=["user", "first_play_at"], name="tracktotal_first_play"),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,8 @@ from django.db import connection, transaction
 TRACK_TABLE = "history_tracktotal"
 HOUR_TABLE = "history_hourtotal"
 TRACK_COLUMNS = ("plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_short")
+# Earliest play and earliest listen of a track, for "discovered in this window".
+FIRSTS = ("first_play_at", "first_listen_at")
 HOUR_COLUMNS = (
     "plays",
     "podcast_plays",
@@ -46,7 +48,9 @@ def _track_select(rows: str, min_ms: int, sign: int) -> str:
             {sign} * count(*) FILTER (WHERE r.ms_played < {min_ms}),
             {sign} * count(*) FILTER (WHERE r.ms_played IS NULL),
             {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played >= {min_ms}), 0),
-            {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played < {min_ms}), 0)
+            {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played < {min_ms}), 0),
+            min(r.played_at),
+            min(r.played_at) FILTER (WHERE r.ms_played >= {min_ms} OR r.ms_played IS NULL)
         FROM {rows} r
         GROUP BY r.user_id, r.track_id"""
 
@@ -74,17 +78,23 @@ def _hour_select(rows: str, min_ms: int, sign: int) -> str:
         GROUP BY r.user_id, date_trunc('hour', r.played_at, 'UTC')"""
 
 
-def _add(table: str, keys: tuple[str, str], columns: tuple[str, ...], select: str) -> str:
-    updates = ", ".join(f"{c} = t.{c} + EXCLUDED.{c}" for c in columns)
+def _add(
+    table: str, keys: tuple[str, str], columns: tuple[str, ...], select: str, firsts: bool = False
+) -> str:
+    names = [*keys, "min_ms", *columns, *(FIRSTS if firsts else ())]
+    updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in columns]
+    updates += [f"{c} = LEAST(t.{c}, EXCLUDED.{c})" for c in (FIRSTS if firsts else ())]
     return (
-        f"INSERT INTO {table} AS t ({', '.join(keys)}, min_ms, {', '.join(columns)}) {select} "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates};"
+        f"INSERT INTO {table} AS t ({', '.join(names)}) {select} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)};"
     )
 
 
-def _subtract(table: str, keys: tuple[str, str], columns: tuple[str, ...], select: str) -> str:
+def _subtract(
+    table: str, keys: tuple[str, str], columns: tuple[str, ...], select: str, firsts: bool = False
+) -> str:
     # An UPDATE, not an upsert: the rows exist, and a negative insert would fail its checks.
-    names = ", ".join((*keys, "min_ms", *columns))
+    names = ", ".join((*keys, "min_ms", *columns, *(FIRSTS if firsts else ())))
     updates = ", ".join(f"{c} = t.{c} + d.{c}" for c in columns)
     match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
     return f"UPDATE {table} t SET {updates} FROM ({select}) AS d({names}) WHERE {match};"
@@ -93,8 +103,27 @@ def _subtract(table: str, keys: tuple[str, str], columns: tuple[str, ...], selec
 def _apply(rows: str, min_ms: int, sign: int) -> str:
     change = _add if sign > 0 else _subtract
     return change(
-        TRACK_TABLE, ("user_id", "track_id"), TRACK_COLUMNS, _track_select(rows, min_ms, sign)
+        TRACK_TABLE,
+        ("user_id", "track_id"),
+        TRACK_COLUMNS,
+        _track_select(rows, min_ms, sign),
+        firsts=True,
     ) + change(HOUR_TABLE, ("user_id", "hour"), HOUR_COLUMNS, _hour_select(rows, min_ms, sign))
+
+
+def _refirst(rows: str, min_ms: int) -> str:
+    """After plays left a track (deleted, moved), its first play and listen are looked up again
+    (index reads on (user, track, played_at))."""
+    return f"""
+        UPDATE {TRACK_TABLE} t SET
+            first_play_at = (SELECT min(p.played_at) FROM history_play p
+                WHERE p.user_id = t.user_id AND p.track_id = t.track_id),
+            first_listen_at = (SELECT p.played_at FROM history_play p
+                WHERE p.user_id = t.user_id AND p.track_id = t.track_id
+                AND (p.ms_played >= {min_ms} OR p.ms_played IS NULL)
+                ORDER BY p.played_at LIMIT 1)
+        FROM (SELECT DISTINCT user_id, track_id FROM {rows}) o
+        WHERE t.user_id = o.user_id AND t.track_id = o.track_id;"""
 
 
 def _prune(rows: str) -> str:
@@ -112,10 +141,13 @@ def install_sql(min_ms: int) -> list[str]:
     """The functions and triggers that keep the totals exact, counting with min_ms."""
     functions = {
         "insert": _apply("new_rows", min_ms, 1),
-        "delete": _apply("old_rows", min_ms, -1) + _prune("old_rows"),
+        "delete": _apply("old_rows", min_ms, -1)
+        + _prune("old_rows")
+        + _refirst("old_rows", min_ms),
         "update": _apply("new_rows", min_ms, 1)
         + _apply("old_rows", min_ms, -1)
-        + _prune("old_rows"),
+        + _prune("old_rows")
+        + _refirst("old_rows", min_ms),
     }
     transition = {
         "insert": "REFERENCING NEW TABLE AS new_rows",
@@ -177,11 +209,16 @@ def rebuild(*, user_id: int | None = None) -> None:
             cursor.execute(statement)
 
 
-def usable() -> bool:
-    """Whether the totals can answer: PostgreSQL, triggers counting with LISTEN_MIN_MS."""
+def threshold() -> int | None:
+    """The listen threshold the installed triggers count with, or None without them."""
     if connection.vendor != "postgresql":
-        return False
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'history_totals_min_ms'")
         row = cursor.fetchone()
-    return row is not None and row[0].split()[-1] == str(settings.LISTEN_MIN_MS)
+    return int(row[0].split()[-1]) if row else None
+
+
+def usable() -> bool:
+    """Whether the totals can answer: PostgreSQL, triggers counting with LISTEN_MIN_MS."""
+    return threshold() == settings.LISTEN_MIN_MS
