@@ -13,7 +13,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("imports/", include("apps.imports.urls")),
     path("", include("apps.accounts.urls")),
     path("", include("apps.mcp.urls")),
-    path("imports/", include("apps.imports.urls")),
 ]

@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 PAGE_LIMIT = 50
 # A poll follows `next` at most this many pages (50 plays each) before the next poll goes on.
 MAX_POLL_PAGES = 20
-# The per-user lock outlives any task (the task time limit is shorter).
-LOCK_TIMEOUT = 15 * 60
+# The per-user lock outlives any collection task (the longest time limit is 30 minutes), so it
+# never lapses while its holder runs, and the holder can release it with a plain delete.
+LOCK_TIMEOUT = 35 * 60
 # The initial sync waits out a 429 up to this long, once; the second 429 in a row stops it.
 SYNC_MAX_WAIT_SECONDS = 30
 SYNC_MAX_RATE_LIMITS = 2
@@ -103,12 +104,11 @@ def ensure_checkpoint(*, user: User) -> SyncCheckpoint:
 def user_lock(user_id: int) -> Iterator[bool]:
     """A per-user lock in the cache: a user's poll and sync never run twice at once."""
     key = f"collect:lock:{user_id}"
-    token = uuid.uuid4().hex
-    acquired = cache.add(key, token, timeout=LOCK_TIMEOUT)
+    acquired = cache.add(key, uuid.uuid4().hex, timeout=LOCK_TIMEOUT)
     try:
         yield acquired
     finally:
-        if acquired and cache.get(key) == token:
+        if acquired:
             cache.delete(key)
 
 
@@ -232,15 +232,18 @@ def poll_user(*, user: User, task_id: str = "") -> JobRun:
     decide whether to retry.
     """
     run = JobRun(user=user, type=JobRun.Type.POLL, task_id=task_id)
-    account = SpotifyAccount.objects.filter(user=user).first()
-    if account is None or account.refresh_token is None or not account.is_collecting:
-        return _skipped(run, "not collecting (disconnected, paused or needs reconnecting)")
     with user_lock(user.pk) as locked:
         if not locked:
             return _skipped(run, "another collection task for this user is running")
+        # The account and the checkpoint in one query, read under the lock.
+        account = (
+            SpotifyAccount.objects.select_related("user__sync_checkpoint").filter(user=user).first()
+        )
+        if account is None or account.refresh_token is None or not account.is_collecting:
+            return _skipped(run, "not collecting (disconnected, paused or needs reconnecting)")
         # A poll takes a moment: its run is written once, at the end, with the checkpoint.
         run.started_at = timezone.now()
-        checkpoint = ensure_checkpoint(user=user)
+        checkpoint = getattr(account.user, "sync_checkpoint", None) or ensure_checkpoint(user=user)
         after = checkpoint.newest_played_at
         requests_made = 0
         records: list[PlayRecord] = []

@@ -124,6 +124,12 @@ def test_signing_in_again_replaces_the_tokens_and_reconnects(
     assert any("initial_sync" in cb.__code__.co_names for cb in callbacks)
 
 
+def test_the_home_page_offers_sign_in_with_spotify(browser_client, fake_spotify):
+    page = browser_client.get("/").content.decode()
+    assert "Sign in with Spotify" in page
+    assert 'action="/accounts/spotify/login/"' in page
+
+
 def test_the_sign_in_page_offers_spotify(browser_client, fake_spotify):
     page = browser_client.get("/accounts/login/").content.decode()
     assert 'href="/accounts/spotify/login/?process=login"' in page
@@ -132,6 +138,9 @@ def test_the_sign_in_page_offers_spotify(browser_client, fake_spotify):
 def test_without_a_client_id_spotify_is_not_offered(browser_client, settings):
     settings.SPOTIFY_CLIENT_ID = ""
     assert "/accounts/spotify/login/" not in browser_client.get("/accounts/login/").content.decode()
+    page = browser_client.get("/").content.decode()
+    assert "Sign in with Spotify" not in page
+    assert "Spotify sign-in is not set up on this server yet" in page
 
 
 def test_a_refused_authorization_signs_nobody_in(browser_client, fake_spotify):
