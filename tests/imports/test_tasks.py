@@ -45,6 +45,7 @@ def upload(client, content: bytes) -> int:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # starts a worker; needs Redis
 def test_upload_task_counts_then_the_same_zip_adds_nothing(
     celery_worker, client, user, settings, tmp_path
 ):
@@ -67,6 +68,7 @@ def test_upload_task_counts_then_the_same_zip_adds_nothing(
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # starts a worker; needs Redis
 def test_an_import_overlapping_polled_plays_adds_no_duplicates(
     celery_worker, client, user, settings, tmp_path
 ):
@@ -89,6 +91,7 @@ def test_an_import_overlapping_polled_plays_adds_no_duplicates(
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # starts a worker; needs Redis
 def test_the_watched_folder_imports_each_zip_once(celery_worker, user, settings, tmp_path):
     settings.IMPORT_WATCH_DIR = str(tmp_path)
     (tmp_path / "alice").mkdir()
