@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.http import HttpRequest
 from django.utils.functional import cached_property
 
-from apps.history.models import JobRun, LogEvent, Play, SyncCheckpoint
+from apps.history.models import HourTotal, JobRun, LogEvent, Play, SyncCheckpoint, TrackTotal
 
 
 class BoundedCountPaginator(Paginator):
@@ -107,3 +108,22 @@ class LogEventAdmin(admin.ModelAdmin):
     @admin.display(description="level", ordering="level")
     def level_name(self, obj: LogEvent) -> str:
         return obj.level_name
+
+
+@admin.register(TrackTotal, HourTotal)
+class PlayTotalAdmin(admin.ModelAdmin):
+    """The pre-aggregated play totals, read-only: PostgreSQL triggers keep them exact."""
+
+    list_display = ["__str__", "user", "min_ms", "plays"]
+    list_filter = ["min_ms"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -26,7 +27,10 @@ def run_client(url: str, token: str, mode: str, work: Any) -> Any:
         async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             return await work(client)
 
-    return asyncio.run(main())
+    # In a thread of its own: the browser tests' Playwright may leave an event loop running in
+    # this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
