@@ -17,7 +17,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from apps.history import services
-from apps.history.models import JobRun, LogEvent, Play, SyncCheckpoint
+from apps.history.models import HourTotal, JobRun, LogEvent, Play, SyncCheckpoint, TrackTotal
 from apps.music.models import Track
 
 User = get_user_model()
@@ -274,3 +274,22 @@ class LogEventAdmin(admin.ModelAdmin):
             "days": days,
         }
         return TemplateResponse(request, "admin/history/logevent/purge.html", context)
+
+
+@admin.register(TrackTotal, HourTotal)
+class PlayTotalAdmin(admin.ModelAdmin):
+    """The pre-aggregated play totals, read-only: PostgreSQL triggers keep them exact."""
+
+    list_display = ["__str__", "user", "min_ms", "plays"]
+    list_filter = ["min_ms"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    raw_id_fields = ["user"]
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

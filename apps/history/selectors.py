@@ -488,11 +488,15 @@ class Counted:
 
     @functools.cached_property
     def per_track(self) -> list[TrackSum]:
-        rows = (
-            self.rows.values_list("track_id", "track__primary_artist_id", "track__album_id")
-            .annotate(n=self.listens, m=self.ms, e=self.estimated)
-            .order_by()
-        )
+        keys = ("track_id", "track__primary_artist_id", "track__album_id")
+        if self.rows.model is TrackTotal:  # already one row per track: no grouping
+            rows = self.rows.values_list(*keys, "listen_n", "listen_ms", "unknown_ms_plays")
+        else:
+            rows = (
+                self.rows.values_list(*keys)
+                .annotate(n=self.listens, m=self.ms, e=self.estimated)
+                .order_by()
+            )
         return [TrackSum(t, a, al, n or 0, m or 0, e or 0) for t, a, al, n, m, e in rows]
 
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:

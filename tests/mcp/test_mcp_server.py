@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -27,8 +27,9 @@ def run_client(url: str, token: str, mode: str, work: Any) -> Any:
         async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             return await work(client)
 
-    # In a thread of its own: after a browser test, Playwright's loop runs in this one.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    # In a thread of its own: the browser tests' Playwright may leave an event loop running in
+    # this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, main()).result()
 
 

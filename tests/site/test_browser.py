@@ -95,7 +95,12 @@ def test_a_phone_sized_screen_fits_without_sideways_scrolling(browser, live_serv
     page = context.new_page()
     problems = watch_console(page)
     sign_in(page, "alice", "pw-alice-123")
-    for path, name in [("/dashboard/", "phone-dashboard"), ("/settings/", "phone-settings")]:
+    for path, name in [
+        ("/dashboard/", "phone-dashboard"),
+        ("/analytics/?days=365", "phone-analytics"),
+        ("/assistants/", "phone-assistants"),
+        ("/settings/", "phone-settings"),
+    ]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide"
