@@ -20,8 +20,10 @@ rest with conflict handling. Elsewhere (SQLite) the same rules run in Python.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import ip_address
@@ -29,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history.models import Play
@@ -131,8 +134,9 @@ def is_same_play(
 MINUTE = timedelta(seconds=60)
 
 
-def _merge(play: Play, record: PlayRecord) -> list[str]:
-    """Fold a matching record into an existing play; the fields that changed."""
+def _merge(play: Play | PlayRecord, record: PlayRecord) -> list[str]:
+    """Fold a matching record into an existing play (or one pending in this batch); the fields
+    that changed."""
     changed = []
     if PRECISION[record.source] > PRECISION[play.source] and play.played_at != record.played_at:
         play.played_at = record.played_at
@@ -186,25 +190,54 @@ def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
     return _insert_portable(user, records, track_ids)
 
 
+class _Near:
+    """The plays of one track, sorted by time, for quick lookups of those near a record."""
+
+    __slots__ = ("plays", "times")
+
+    def __init__(self) -> None:
+        self.times: list[datetime] = []
+        self.plays: list[Play] = []
+
+    def add(self, play: Play) -> None:
+        i = bisect_right(self.times, play.played_at)
+        self.times.insert(i, play.played_at)
+        self.plays.insert(i, play)
+
+    def remove(self, play: Play) -> None:
+        i = bisect_left(self.times, play.played_at)
+        while self.plays[i] is not play:
+            i += 1
+        del self.times[i], self.plays[i]
+
+    def between(self, lo: datetime, hi: datetime) -> list[Play]:
+        return self.plays[bisect_left(self.times, lo) : bisect_right(self.times, hi)]
+
+    def holds(self, when: datetime, other_than: Play) -> bool:
+        return any(p is not other_than for p in self.between(when, when))
+
+
 def _insert_portable(
     user: User, records: Sequence[PlayRecord], track_ids: list[int]
 ) -> InsertResult:
     result = InsertResult()
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    reach = tolerance + MINUTE
     # Existing plays near the batch, for the exact and cross-source matches.
-    lo = min(r.played_at for r in records) - tolerance - MINUTE
-    hi = max(r.played_at for r in records) + tolerance + MINUTE
-    existing: dict[int, list[Play]] = defaultdict(list)
+    lo = min(r.played_at for r in records) - reach
+    hi = max(r.played_at for r in records) + reach
+    existing: dict[int, _Near] = defaultdict(_Near)
     for play in Play.objects.for_user(user).filter(
         track_id__in=set(track_ids), played_at__gte=lo, played_at__lte=hi
     ):
-        existing[play.track_id].append(play)
+        existing[play.track_id].add(play)
 
-    to_create: list[Play] = []
+    to_create: list[tuple[PlayRecord, int]] = []
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
+        near = existing[track_id]
         match = None
-        for play in existing[track_id]:
+        for play in near.between(record.played_at - reach, record.played_at + reach):
             if not is_same_play(
                 play.played_at, play.source, record.played_at, record.source, tolerance
             ):
@@ -218,36 +251,24 @@ def _insert_portable(
             ):
                 match = play
         if match is None:
-            play = Play(
-                user=user,
-                track_id=track_id,
-                played_at=record.played_at,
-                ms_played=record.ms_played,
-                source=record.source,
-                reason_start=record.reason_start,
-                reason_end=record.reason_end,
-                skipped=record.skipped,
-                shuffle=record.shuffle,
-                offline=record.offline,
-                platform=record.platform,
-                conn_country=record.conn_country,
-                ip_addr=record.ip_addr,
-                user_agent=record.user_agent,
-                export_username=record.export_username,
-            )
-            existing[track_id].append(play)
-            to_create.append(play)
+            pending = copy(record)
+            near.add(pending)  # type: ignore[arg-type]
+            to_create.append((pending, track_id))
             continue
         result.duplicates += 1
         old_at = match.played_at
         changed = _merge(match, record)
-        if "played_at" in changed and any(
-            p is not match and p.played_at == match.played_at for p in existing[track_id]
-        ):
-            # Another play already holds that exact time: keep the old one.
-            match.played_at = old_at
-            changed.remove("played_at")
-        if changed and match.pk is not None:
+        if "played_at" in changed:
+            if near.holds(match.played_at, other_than=match):
+                # Another play already holds that exact time: keep the old one.
+                match.played_at = old_at
+                changed.remove("played_at")
+            else:
+                new_at, match.played_at = match.played_at, old_at
+                near.remove(match)
+                match.played_at = new_at
+                near.add(match)
+        if changed and isinstance(match, Play):
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
             result.merged += 1
@@ -255,11 +276,51 @@ def _insert_portable(
     for play, fields in to_update.values():
         Play.objects.filter(pk=play.pk).update(**{name: getattr(play, name) for name in fields})
     if to_create:
-        Play.objects.bulk_create(to_create)
+        _insert_rows(user, to_create)
         result.added = len(to_create)
-        times = [p.played_at for p in to_create]
+        times = [r.played_at for r, _ in to_create]
         result.earliest, result.latest = min(times), max(times)
     return result
+
+
+_COLUMNS = (
+    "user_id, track_id, played_at, ms_played, source, reason_start, reason_end, skipped, "
+    "shuffle, offline, platform, conn_country, ip_addr, user_agent, export_username, created_at"
+)
+
+
+def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
+    """Insert new plays with one executemany (no model instances: the ORM's cost per row is
+    most of the time on SQLite)."""
+    ops = connection.ops
+    when = ops.adapt_datetimefield_value
+    now = when(timezone.now())
+    sql = f"INSERT INTO history_play ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                (
+                    user.pk,
+                    track_id,
+                    when(r.played_at),
+                    r.ms_played,
+                    r.source,
+                    r.reason_start,
+                    r.reason_end,
+                    r.skipped,
+                    r.shuffle,
+                    r.offline,
+                    r.platform,
+                    r.conn_country,
+                    ops.adapt_ipaddressfield_value(r.ip_addr),
+                    r.user_agent,
+                    r.export_username,
+                    now,
+                )
+                for r, track_id in rows
+            ],
+        )
 
 
 # --- The PostgreSQL fast path -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -476,16 +476,21 @@ def requeue_stale_jobs(*, stale_after: timedelta = STALE_AFTER) -> list[int]:
         with transaction.atomic():
             moved = ImportJob.objects.filter(
                 pk=job.pk, status=ImportJob.Status.RUNNING, heartbeat_at__lt=cutoff
-            ).update(status=ImportJob.Status.PENDING)
+            ).update(status=ImportJob.Status.PENDING, heartbeat_at=timezone.now())
             if moved:
                 logger.warning("Import %s had no live worker; queued again.", job.pk)
                 queue_import(job)
                 queued.append(job.pk)
-    forgotten = ImportJob.objects.filter(
-        status=ImportJob.Status.PENDING, created_at__lt=cutoff, started_at__isnull=True
+    # Pending jobs whose message was lost: queued again, at most once per `stale_after` (the
+    # heartbeat marks when), and not while another import of the same user runs (the queued
+    # task retries then).
+    forgotten = ImportJob.objects.filter(status=ImportJob.Status.PENDING).filter(
+        Q(heartbeat_at__isnull=True, created_at__lt=cutoff) | Q(heartbeat_at__lt=cutoff)
     )
-    for job in forgotten:
+    running_users = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values("user_id")
+    for job in forgotten.exclude(user_id__in=running_users):
         with transaction.atomic():
+            ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
             queue_import(job)
         queued.append(job.pk)
     return queued

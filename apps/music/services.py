@@ -245,7 +245,12 @@ def _upsert_tracks(
             if not is_local_uri(uri) and row[4] is not None
         ]
         if real:
-            merge_local_tracks(real)
+            merged = merge_local_tracks(real)
+            if merged:
+                # Items of this batch that resolved to a local track just merged.
+                for mapping in (known, by_name):
+                    for key, track_id in mapping.items():
+                        mapping[key] = merged.get(track_id, track_id)  # type: ignore[index]
         credits = [
             (known[info.resolved_uri], artists[key].pk, pos)
             for info in infos
@@ -318,13 +323,13 @@ def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
         cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
 
 
-def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
+def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> dict[int, int]:
     """Fold `local:` tracks into real ones of the same primary artist and normalised name.
 
     `real_tracks` holds (track id, primary artist id, name key) of real Spotify tracks. Each
     local track with the same artist and name key has its plays moved to the real track: a play
     that is the same play as one already on the real track (see `is_same_play`) is merged into
-    it and removed. The local track is then deleted. Returns the number of local tracks merged.
+    it and removed. The local track is then deleted. Returns {local track id: real track id}.
     """
     from datetime import timedelta
 
@@ -335,7 +340,7 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
 
     wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
     if not Track.objects.filter(uri__startswith=LOCAL_PREFIX).exists():
-        return 0
+        return {}
     locals_ = [
         (local_id, wanted[(artist_id, name_key)])
         for local_id, artist_id, name_key in Track.objects.filter(
@@ -346,7 +351,7 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
         if (artist_id, name_key) in wanted
     ]
     if not locals_:
-        return 0
+        return {}
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     for local_id, real_id in locals_:
         on_real: dict[int, list[Play]] = {}
@@ -386,4 +391,4 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> int:
                     setattr(match, name, value)
         Play.objects.filter(pk__in=moved).update(track_id=real_id)
         Track.objects.filter(pk=local_id).delete()
-    return len(locals_)
+    return dict(locals_)

@@ -166,3 +166,18 @@ def test_rows_without_uris_get_local_ids_that_merge_into_the_real_track(user, ex
     again = run(user, account_zip)
     assert (again.plays_added, again.duplicates) == (0, 2)
     assert Play.objects.for_user(user).count() == 2
+
+
+def test_a_batch_that_brings_the_real_track_of_a_local_one_it_also_uses(user, export_zip):
+    run(
+        user,
+        export_zip(
+            {"StreamingHistory_music_0.json": [account("2025-03-14 10:00", "Song", "Artist")]}
+        ),
+    )
+    nameless = extended("2025-03-14T11:00:00Z", track="Song", artist="Artist", album=None, uri=None)
+    real = extended("2025-03-14T12:00:00Z", track="Song", artist="Artist", uri="spotify:track:9")
+    job = run(user, export_zip({"Streaming_History_Audio_2025.json": [nameless, real]}))
+    assert job.plays_added == 2
+    assert list(Track.objects.values_list("uri", flat=True)) == ["spotify:track:9"]
+    assert Play.objects.for_user(user).filter(track__uri="spotify:track:9").count() == 3
