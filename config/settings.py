@@ -156,13 +156,13 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SOCIALACCOUNT_STORE_TOKENS = False
-# Sign in with Spotify: our provider class points every URL at SPOTIFY_*_BASE_URL and turns PKCE
-# on; the adapter builds the app from SPOTIFY_CLIENT_ID and hands the tokens to connect_spotify.
+# Sign in with Spotify: our provider class points every URL at SPOTIFY_*_BASE_URL, turns PKCE on
+# and asks for apps.accounts.spotify.SCOPES; the adapter builds the app from SPOTIFY_CLIENT_ID and
+# hands the tokens to connect_spotify.
 SOCIALACCOUNT_ADAPTER = "apps.accounts.adapter.SocialAccountAdapter"
 SOCIALACCOUNT_PROVIDERS = {
     "spotify": {
         "provider_class": "apps.accounts.oauth.provider.SpotifyProvider",
-        "SCOPE": ["user-read-recently-played", "user-top-read", "user-read-private"],
         "OAUTH_PKCE_ENABLED": True,
     }
 }
