@@ -387,6 +387,12 @@ INSTALLED_APPS += ["django_mcpz.oauth"]
 TOOLS_RATE_LIMIT = env.str("TOOLS_RATE_LIMIT", default="120/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"tools": TOOLS_RATE_LIMIT}  # type: ignore[assignment]
 SPECTACULAR_SETTINGS["OAS_VERSION"] = "3.1.0"
+# Swagger UI at /api/docs/ from drf-spectacular-sidecar's static files, with its start-up script
+# as a file (SpectacularSwaggerSplitView), so the page passes the Content Security Policy.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS["SWAGGER_UI_DIST"] = "SIDECAR"
+SPECTACULAR_SETTINGS["SWAGGER_UI_FAVICON_HREF"] = "SIDECAR"
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "SIDECAR"
 # Tool result schemas come from the registry's msgspec Structs; one Bearer security scheme.
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",

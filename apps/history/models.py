@@ -178,6 +178,10 @@ class TrackTotal(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "track"], name="tracktotal_unique_user_track")
         ]
+        indexes = [
+            models.Index(fields=["user", "first_listen_at"], name="tracktotal_first_listen"),
+            models.Index(fields=["user", "first_play_at"], name="tracktotal_first_play"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}/{self.track_id}: {self.plays}"

@@ -19,12 +19,13 @@ The rules applied everywhere (MISSION.md, "Rules of the data"):
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from django.conf import settings
@@ -38,8 +39,9 @@ from django.db.models.functions import (
 )
 from django.utils import timezone
 
-from apps.history.models import JobRun, Play, SyncCheckpoint
-from apps.music.models import Artist, Source, Track
+from apps.history import totals as play_totals
+from apps.history.models import HourTotal, JobRun, Play, SyncCheckpoint, TrackTotal
+from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import normalize_name
 
 if TYPE_CHECKING:
@@ -466,6 +468,121 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
 
 
+class TrackSum(NamedTuple):
+    track_id: int
+    artist_id: int | None
+    album_id: int | None
+    listens: int
+    ms: int
+    estimated: int
+
+
+class Counted:
+    """The listens to aggregate, with how to count them: raw plays, or, for all time on
+    PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
+    `track__…`. One query sums them per track (`per_track`); totals, rankings and repeat
+    figures are then rolled up from those rows."""
+
+    def __init__(self, rows: QuerySet[Any], listens: Any, ms: Any, estimated: Any) -> None:
+        self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
+
+    @functools.cached_property
+    def per_track(self) -> list[TrackSum]:
+        keys = ("track_id", "track__primary_artist_id", "track__album_id")
+        if self.rows.model is TrackTotal:  # already one row per track: no grouping
+            rows = self.rows.values_list(*keys, "listen_n", "listen_ms", "unknown_ms_plays")
+        else:
+            rows = (
+                self.rows.values_list(*keys)
+                .annotate(n=self.listens, m=self.ms, e=self.estimated)
+                .order_by()
+            )
+        return [TrackSum(t, a, al, n or 0, m or 0, e or 0) for t, a, al, n, m, e in rows]
+
+    def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
+        """(listens, ms) per artist_id or album_id."""
+        groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        for row in self.per_track:
+            group = groups[getattr(row, key)]
+            group[0] += row.listens
+            group[1] += row.ms
+        return {k: (v[0], v[1]) for k, v in groups.items()}
+
+
+def _best(
+    groups: dict[Any, tuple[int, int]], limit: int, names: dict[Any, str] | None = None
+) -> list[tuple[Any, int, int]]:
+    """The `limit` best keys by listens, then minutes, then normalised name. `names` may be
+    given for every key, or is asked for the finalists only through the caller."""
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
+    if limit is not None and len(ordered) > limit:
+        end = limit
+        while end < len(ordered) and ordered[end][1] == ordered[limit - 1][1]:
+            end += 1
+        ordered = ordered[:end]
+    if names is not None:
+        ordered.sort(
+            key=lambda kv: (-kv[1][0], -kv[1][1], normalize_name(names.get(kv[0])), str(kv[0]))
+        )
+    return [(k, v[0], v[1]) for k, v in ordered]
+
+
+def _all_time(window: Window) -> bool:
+    return window.start_at is None and window.end_at is None
+
+
+@functools.lru_cache(maxsize=256)
+def _whole_hour_zone(key: str) -> bool:
+    """Whether the zone's offsets are whole hours (so local days and hours are unions of UTC
+    hours), checked four times a year from 2000 to 2039."""
+    zone = zoneinfo.ZoneInfo(key)
+    return all(
+        (datetime(year, month, 1, tzinfo=zone).utcoffset() or timedelta(0)).total_seconds() % 3600
+        == 0
+        for year in range(2000, 2040)
+        for month in (1, 4, 7, 10)
+    )
+
+
+def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
+    """The user's per-hour totals inside the window, when they answer exactly (PostgreSQL with
+    current totals, and a zone with whole-hour offsets); otherwise None."""
+    if not _whole_hour_zone(str(window.tz.key)) or not play_totals.usable():
+        return None
+    hours = HourTotal.objects.filter(user=user)
+    if window.start_at is not None:
+        hours = hours.filter(hour__gte=window.start_at)
+    if window.end_at is not None:
+        hours = hours.filter(hour__lt=window.end_at)
+    return hours
+
+
+def _hour_listens(rule: Rule) -> Any:
+    return F("music_plays") if rule.include_short else F("music_plays") - F("music_short")
+
+
+def _hour_ms(rule: Rule) -> Any:
+    ms = F("music_ms_long") + F("music_ms_estimated")
+    return ms + F("music_ms_short") if rule.include_short else ms
+
+
+def counted(user: User, window: Window, rule: Rule, kind: str = MUSIC) -> Counted:
+    """What to count for the window under the rule, for one kind of item."""
+    if _all_time(window) and play_totals.usable():
+        n = F("plays") if rule.include_short else F("plays") - F("short_plays")
+        ms = F("ms_long") + F("unknown_ms_plays") * Coalesce(F("track__duration_ms"), Value(0))
+        if rule.include_short:
+            ms = ms + F("ms_short")
+        rows = (
+            TrackTotal.objects.filter(user=user, track__kind=kind)
+            .annotate(listen_n=n, listen_ms=ms)
+            .filter(listen_n__gt=0)
+        )
+        return Counted(rows, Sum("listen_n"), Sum("listen_ms"), Sum("unknown_ms_plays"))
+    plays = window_plays(user, window).filter(rule.listen_q, track__kind=kind)
+    return Counted(plays, Count("*"), Sum(PLAYED_MS), Count("played_at", filter=Q(ms_played=None)))
+
+
 def _minutes(ms: int | None) -> float:
     return round((ms or 0) / 60_000, 1)
 
@@ -480,20 +597,14 @@ def _limit(limit: int) -> int:
     return limit
 
 
-def _totals(listens: QuerySet[Play]) -> Totals:
-    row = listens.aggregate(
-        listens=Count("id"),
-        ms=Sum(PLAYED_MS),
-        estimated=Count("id", filter=Q(ms_played__isnull=True)),
-        tracks=Count("track_id", distinct=True),
-        artists=Count("track__primary_artist_id", distinct=True),
-    )
+def _totals(c: Counted) -> Totals:
+    rows = c.per_track
     return Totals(
-        listens=row["listens"],
-        minutes=_minutes(row["ms"]),
-        minutes_estimated=row["estimated"] > 0,
-        unique_tracks=row["tracks"],
-        unique_artists=row["artists"],
+        listens=sum(r.listens for r in rows),
+        minutes=_minutes(sum(r.ms for r in rows)),
+        minutes_estimated=any(r.estimated for r in rows),
+        unique_tracks=len(rows),
+        unique_artists=len({r.artist_id for r in rows if r.artist_id is not None}),
     )
 
 
@@ -502,7 +613,11 @@ def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
         short = 0
         text = "Every music play counts, short ones included."
     else:
-        short = window_plays(user, window).filter(rule.short_q, track__kind=MUSIC).count()
+        hours = _hours(user, window)
+        if hours is not None:
+            short = hours.aggregate(n=Sum("music_short"))["n"] or 0
+        else:
+            short = window_plays(user, window).filter(rule.short_q, track__kind=MUSIC).count()
         text = (
             f"A play counts as a listen from {rule.min_ms_played // 1000} s, or when Spotify "
             "gave no duration (API plays list only plays over 30 s)."
@@ -515,9 +630,20 @@ def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
     )
 
 
-def _local_dates(plays: QuerySet[Play], tz: zoneinfo.ZoneInfo) -> list[date]:
+def _local_dates(user: User, window: Window) -> list[date]:
+    """The local dates in the window with at least one play of any kind."""
+    hours = _hours(user, window)
+    if hours is not None:
+        return sorted(
+            hours.filter(plays__gt=0)
+            .annotate(day=TruncDate("hour", tzinfo=window.tz))
+            .values_list("day", flat=True)
+            .distinct()
+            .order_by()
+        )
     return sorted(
-        plays.annotate(day=TruncDate("played_at", tzinfo=tz))
+        window_plays(user, window)
+        .annotate(day=TruncDate("played_at", tzinfo=window.tz))
         .values_list("day", flat=True)
         .distinct()
         .order_by()
@@ -543,7 +669,7 @@ def _span(
 def _coverage_note(user: User, window: Window, dates: list[date] | None = None) -> CoverageNote:
     start, end, first, last = _span(user, window)
     if dates is None:
-        dates = _local_dates(window_plays(user, window), window.tz)
+        dates = _local_dates(user, window)
     days_in_window = (end - start).days + 1 if start and end else 0
     with_data = len(dates)
     pct = _pct(with_data, days_in_window)
@@ -584,44 +710,37 @@ def _envelope(user: User, window: Window, rule: Rule) -> dict[str, Any]:
 # --- Rankings -----------------------------------------------------------------------------------
 
 
-def _artist_rows(listens: QuerySet[Play]) -> QuerySet[Any]:
-    return (
-        listens.values(
-            artist_id=F("track__primary_artist_id"),
-            name=F("track__primary_artist__name"),
-            spotify_id=F("track__primary_artist__spotify_id"),
-        )
-        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
-        .order_by("-listens", "-ms", "name")
-    )
+def _artist_list(c: Counted, limit: int | None = None) -> list[dict[str, Any]]:
+    """Artists by listens (ties: minutes, then name), as dicts with name and Spotify id."""
+    groups = c.grouped("artist_id")
+    best = _best(groups, limit or len(groups) or 1)
+    artists = Artist.objects.in_bulk([k for k, _, _ in best if k is not None])
+    names = {k: artists[k].name if k in artists else "Unknown artist" for k, _, _ in best}
+    best = _best({k: (n, m) for k, n, m in best}, limit or len(best) or 1, names)
+    return [
+        {
+            "artist_id": k,
+            "name": names[k],
+            "spotify_id": artists[k].spotify_id if k in artists else None,
+            "listens": n,
+            "ms": m,
+        }
+        for k, n, m in best[:limit]
+    ]
 
 
-def _artist_ranks(listens: QuerySet[Play], total: int, limit: int) -> list[ArtistRank]:
+def _artist_ranks(c: Counted, total: int, limit: int) -> list[ArtistRank]:
     return [
         ArtistRank(
             rank=rank,
-            name=row["name"] or "Unknown artist",
+            name=row["name"],
             listens=row["listens"],
             minutes=_minutes(row["ms"]),
             share_pct=_pct(row["listens"], total),
             spotify_uri=f"spotify:artist:{row['spotify_id']}" if row["spotify_id"] else None,
         )
-        for rank, row in enumerate(_artist_rows(listens)[:limit], start=1)
+        for rank, row in enumerate(_artist_list(c, limit), start=1)
     ]
-
-
-def _track_rows(listens: QuerySet[Play]) -> QuerySet[Any]:
-    return (
-        listens.values(
-            "track_id",
-            name=F("track__name"),
-            uri=F("track__uri"),
-            artist=F("track__primary_artist__name"),
-            album=F("track__album__name"),
-        )
-        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
-        .order_by("-listens", "-ms", "name", "track_id")
-    )
 
 
 def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
@@ -638,10 +757,24 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
     )
 
 
-def _track_ranks(listens: QuerySet[Play], total: int, limit: int) -> list[TrackRank]:
+def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
+    groups = {r.track_id: (r.listens, r.ms) for r in c.per_track}
+    best = _best(groups, limit)
+    tracks: dict[int, dict[str, Any]] = {
+        t["id"]: {
+            **t,
+            "artist": t["primary_artist__name"],
+            "album": t["album__name"],
+        }
+        for t in Track.objects.filter(pk__in=[k for k, _, _ in best]).values(
+            "id", "name", "uri", "primary_artist__name", "album__name"
+        )
+    }
+    names = {k: str(t["name"]) for k, t in tracks.items()}
+    best = _best({k: (n, m) for k, n, m in best}, limit, names)
     return [
-        _track_rank(rank, row, total)
-        for rank, row in enumerate(_track_rows(listens)[:limit], start=1)
+        _track_rank(rank, {**tracks[k], "listens": n, "ms": m}, total)
+        for rank, (k, n, m) in enumerate(best[:limit], start=1)
     ]
 
 
@@ -650,12 +783,12 @@ def top_artists(
 ) -> TopArtists:
     """Artists ranked by listens (ties: minutes, then name), with minutes and share."""
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
-    totals = _totals(listens)
+    c = counted(user, window, rule)
+    totals = _totals(c)
     return TopArtists(
         **_envelope(user, window, rule),
         totals=totals,
-        artists=_artist_ranks(listens, totals.listens, _limit(limit)),
+        artists=_artist_ranks(c, totals.listens, _limit(limit)),
     )
 
 
@@ -664,12 +797,12 @@ def top_tracks(
 ) -> TopTracks:
     """Tracks ranked by listens (ties: minutes, then name), with minutes and share."""
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
-    totals = _totals(listens)
+    c = counted(user, window, rule)
+    totals = _totals(c)
     return TopTracks(
         **_envelope(user, window, rule),
         totals=totals,
-        tracks=_track_ranks(listens, totals.listens, _limit(limit)),
+        tracks=_track_ranks(c, totals.listens, _limit(limit)),
     )
 
 
@@ -678,28 +811,24 @@ def top_albums(
 ) -> TopAlbums:
     """Albums (by normalised name and album artist) ranked by listens, with minutes and share."""
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
-    totals = _totals(listens)
-    rows = (
-        listens.filter(track__album__isnull=False)
-        .values(
-            "track__album_id",
-            name=F("track__album__name"),
-            artist=F("track__album__artist__name"),
-        )
-        .annotate(listens=Count("id"), ms=Sum(PLAYED_MS))
-        .order_by("-listens", "-ms", "name")[: _limit(limit)]
-    )
+    c = counted(user, window, rule)
+    totals = _totals(c)
+    groups = c.grouped("album_id")
+    groups.pop(None, None)
+    limit = _limit(limit)
+    best = _best(groups, limit)
+    found = Album.objects.select_related("artist").in_bulk([k for k, _, _ in best])
+    best = _best({k: (n, m) for k, n, m in best}, limit, {k: a.name for k, a in found.items()})
     albums = [
         AlbumRank(
             rank=rank,
-            name=row["name"],
-            artist=row["artist"],
-            listens=row["listens"],
-            minutes=_minutes(row["ms"]),
-            share_pct=_pct(row["listens"], totals.listens),
+            name=found[k].name,
+            artist=getattr(found[k].artist, "name", None),
+            listens=n,
+            minutes=_minutes(m),
+            share_pct=_pct(n, totals.listens),
         )
-        for rank, row in enumerate(rows, start=1)
+        for rank, (k, n, m) in enumerate(best[:limit], start=1)
     ]
     return TopAlbums(**_envelope(user, window, rule), totals=totals, albums=albums)
 
@@ -707,15 +836,30 @@ def top_albums(
 # --- Heatmap ------------------------------------------------------------------------------------
 
 
-def _heatmap_matrix(listens: QuerySet[Play], tz: zoneinfo.ZoneInfo) -> list[list[int]]:
+def _heatmap_matrix(user: User, window: Window, rule: Rule) -> list[list[int]]:
     matrix = [[0] * 24 for _ in range(7)]
+    tz = window.tz
+    hours = _hours(user, window)
+    if hours is not None:
+        for row in (
+            hours.annotate(
+                weekday=ExtractIsoWeekDay("hour", tzinfo=tz),
+                hour_of_day=ExtractHour("hour", tzinfo=tz),
+            )
+            .values("weekday", "hour_of_day")
+            .annotate(n=Sum(_hour_listens(rule)))
+            .order_by()
+        ):
+            matrix[row["weekday"] - 1][row["hour_of_day"]] = row["n"] or 0
+        return matrix
+    listens = music_listens(user, window, rule)
     rows = (
         listens.annotate(
             weekday=ExtractIsoWeekDay("played_at", tzinfo=tz),
             hour=ExtractHour("played_at", tzinfo=tz),
         )
         .values("weekday", "hour")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by()
     )
     for row in rows:
@@ -736,7 +880,7 @@ def _peaks(matrix: list[list[int]]) -> tuple[str | None, int | None, list[int], 
 def listening_heatmap(*, user: User, window: Window, include_short: bool = False) -> Heatmap:
     """Listens by local weekday (Monday first) and hour, with totals and peaks."""
     rule = Rule.default(include_short)
-    matrix = _heatmap_matrix(music_listens(user, window, rule), window.tz)
+    matrix = _heatmap_matrix(user, window, rule)
     peak_day, peak_hour, weekday_totals, hour_totals = _peaks(matrix)
     return Heatmap(
         **_envelope(user, window, rule),
@@ -754,16 +898,11 @@ def listening_heatmap(*, user: User, window: Window, include_short: bool = False
 # --- Repeat rate ------------------------------------------------------------------------------
 
 
-def _repeat_figures(listens: QuerySet[Play]) -> tuple[int, int, int, int]:
+def _repeat_figures(c: Counted) -> tuple[int, int, int, int]:
     """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
-    per_track = listens.values("track_id").annotate(n=Count("id")).order_by()
-    row = per_track.aggregate(
-        listens=Coalesce(Sum("n"), 0),
-        tracks=Count("track_id"),
-        repeated=Count("track_id", filter=Q(n__gt=1)),
-        repeated_listens=Coalesce(Sum("n", filter=Q(n__gt=1)), 0),
-    )
-    return row["listens"], row["tracks"], row["repeated"], row["repeated_listens"]
+    counts = [r.listens for r in c.per_track]
+    repeated = [n for n in counts if n > 1]
+    return sum(counts), len(counts), len(repeated), sum(repeated)
 
 
 def repeat_rate(
@@ -773,7 +912,8 @@ def repeat_rate(
     biggest single-day repeat of one track."""
     rule = Rule.default(include_short)
     listens = music_listens(user, window, rule)
-    total, unique, repeated, repeated_listens = _repeat_figures(listens)
+    c = counted(user, window, rule)
+    total, unique, repeated, repeated_listens = _repeat_figures(c)
     day = (
         listens.annotate(day=TruncDate("played_at", tzinfo=window.tz))
         .values(
@@ -782,7 +922,7 @@ def repeat_rate(
             name=F("track__name"),
             artist=F("track__primary_artist__name"),
         )
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
         .order_by("-n", "-day", "name")
         .first()
     )
@@ -793,7 +933,7 @@ def repeat_rate(
         repeat_rate=round(total / unique, 2) if unique else 0.0,
         repeated_tracks=repeated,
         repeat_listens_pct=_pct(repeated_listens, total),
-        most_replayed=_track_ranks(listens, total, _limit(limit)),
+        most_replayed=_track_ranks(c, total, _limit(limit)),
         biggest_day_repeat=(
             DayRepeat(track=day["name"], artist=day["artist"], date=day["day"], listens=day["n"])
             if day
@@ -830,20 +970,31 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
     out, and the last successful poll."""
     rule = Rule.default(include_short)
     plays = window_plays(user, window)
-    dates = _local_dates(plays, window.tz)
+    dates = _local_dates(user, window)
     start, end, first, last = _span(user, window)
     if end is not None:
         end = min(end, window.today) if window.end_date is None else end
-    row = plays.aggregate(
-        plays=Count("id"),
-        first=Min("played_at"),
-        last=Max("played_at"),
-        podcasts=Count("id", filter=Q(track__kind__in=PODCAST_KINDS)),
-    )
+    row = plays.aggregate(first=Min("played_at"), last=Max("played_at"))
+    hours = _hours(user, window)
+    if hours is not None:
+        sums = hours.aggregate(
+            plays=Sum("plays"),
+            podcasts=Sum("podcast_plays"),
+            api=Sum("api_plays"),
+            export_extended=Sum("extended_plays"),
+            export_account=Sum("account_plays"),
+        )
+        row["plays"], row["podcasts"] = sums["plays"] or 0, sums["podcasts"] or 0
+        counts = [(key, sums[key] or 0) for key in Source.values if sums[key]]
+    else:
+        row |= plays.aggregate(
+            plays=Count("*"), podcasts=Count("played_at", filter=Q(track__kind__in=PODCAST_KINDS))
+        )
+        counts = list(plays.values_list("source").annotate(n=Count("*")).order_by())
     labels = dict(Source.choices)
     by_source = [
-        SourceCount(source=r["source"], label=labels.get(r["source"], r["source"]), plays=r["n"])
-        for r in plays.values("source").annotate(n=Count("id")).order_by("-n", "source")
+        SourceCount(source=source, label=labels.get(source, source), plays=n)
+        for source, n in sorted(counts, key=lambda sn: (-sn[1], sn[0]))
     ]
     checkpoint = SyncCheckpoint.objects.filter(user=user).first()
     note = _coverage_note(user, window, dates)
@@ -882,47 +1033,66 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
 # --- Taste summary ------------------------------------------------------------------------------
 
 
-def _discovered(
-    user: User, window: Window, rule: Rule, listens: QuerySet[Play], limit: int
-) -> tuple[int, list[DiscoveredArtist]]:
-    """Artists whose first listen ever falls inside the window."""
-    rows = list(
-        listens.filter(track__primary_artist__isnull=False)
-        .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
-        .annotate(first=Min("played_at"), listens=Count("id"))
-        .order_by("-listens", "first", "name")
+def _artist_firsts(user: User, rule: Rule, ids: Iterable[int]) -> dict[int, datetime]:
+    """The first listen ever of each artist."""
+    if play_totals.usable():
+        first = "first_play_at" if rule.include_short else "first_listen_at"
+        rows = TrackTotal.objects.filter(
+            user=user, track__kind=MUSIC, track__primary_artist_id__in=ids
+        ).values_list("track__primary_artist_id")
+        return dict(rows.annotate(first=Min(first)).exclude(first=None).order_by())
+    return dict(
+        Play.objects.for_user(user)
+        .filter(rule.listen_q, track__kind=MUSIC, track__primary_artist_id__in=ids)
+        .values_list("track__primary_artist_id")
+        .annotate(first=Min("played_at"))
+        .order_by()
     )
-    if window.start_at is not None and rows:
-        earlier = Play.objects.for_user(user).filter(
-            rule.listen_q,
-            track__kind=MUSIC,
-            track__primary_artist_id=OuterRef("pk"),
-            played_at__lt=window.start_at,
+
+
+def _discovered(
+    user: User, window: Window, rule: Rule, c: Counted, limit: int
+) -> tuple[int, list[DiscoveredArtist]]:
+    """Artists whose first listen ever falls inside the window, most listened first."""
+    listens = c.grouped("artist_id")
+    listens.pop(None, None)
+    candidates = set(listens)
+    if window.start_at is not None and play_totals.usable():
+        # Only artists with a track first heard inside the window can be new in it.
+        first = "first_play_at" if rule.include_short else "first_listen_at"
+        fresh = TrackTotal.objects.filter(
+            user=user, track__kind=MUSIC, **{f"{first}__gte": window.start_at}
         )
-        known = set(
-            Artist.objects.filter(pk__in=[r["artist_id"] for r in rows])
-            .filter(Exists(earlier))
-            .values_list("pk", flat=True)
-        )
-        rows = [r for r in rows if r["artist_id"] not in known]
-    return len(rows), [
-        DiscoveredArtist(name=r["name"], first_listen=r["first"], listens=r["listens"])
-        for r in rows[:limit]
+        if window.end_at is not None:
+            fresh = fresh.filter(**{f"{first}__lt": window.end_at})
+        candidates &= set(fresh.values_list("track__primary_artist_id", flat=True).distinct())
+    firsts = _artist_firsts(user, rule, candidates) if candidates else {}
+    found = [
+        k
+        for k in candidates
+        if k in firsts and (window.start_at is None or firsts[k] >= window.start_at)
+    ]
+    best = _best({k: listens[k] for k in found}, limit)
+    names = dict(Artist.objects.filter(pk__in=[k for k, _, _ in best]).values_list("pk", "name"))
+    best = _best({k: (n, m) for k, n, m in best}, limit, names)
+    return len(found), [
+        DiscoveredArtist(name=names[k], first_listen=firsts[k], listens=n)
+        for k, n, _ in best[:limit]
     ]
 
 
 def taste_summary(*, user: User, window: Window, include_short: bool = False) -> TasteSummary:
     """Everything at a glance: totals, top 10s, repeat rate, peak time, discoveries, coverage."""
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
-    totals = _totals(listens)
-    peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(listens, window.tz))
-    count, discovered = _discovered(user, window, rule, listens, 10)
+    c = counted(user, window, rule)
+    totals = _totals(c)
+    peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(user, window, rule))
+    count, discovered = _discovered(user, window, rule, c, 10)
     return TasteSummary(
         **_envelope(user, window, rule),
         totals=totals,
-        top_artists=_artist_ranks(listens, totals.listens, 10),
-        top_tracks=_track_ranks(listens, totals.listens, 10),
+        top_artists=_artist_ranks(c, totals.listens, 10),
+        top_tracks=_track_ranks(c, totals.listens, 10),
         repeat_rate=round(totals.listens / totals.unique_tracks, 2) if totals.unique_tracks else 0,
         peak_weekday=peak_day,
         peak_hour=peak_hour,
@@ -939,23 +1109,28 @@ def top_podcasts(
 ) -> TopPodcasts:
     """Podcast shows and episodes ranked by minutes."""
     rule = Rule.default(include_short)
-    plays = window_plays(user, window).filter(rule.listen_q, track__kind=Track.Kind.EPISODE)
+    c = counted(user, window, rule, kind=Track.Kind.EPISODE)
     limit = _limit(limit)
-    row = plays.aggregate(
-        plays=Count("id"), ms=Sum(PLAYED_MS), estimated=Count("id", filter=Q(ms_played=None))
-    )
+    row = c.rows.aggregate(plays=c.listens, ms=c.ms, estimated=c.estimated)
     shows = (
-        plays.values("track__album_id", name=F("track__album__name"))
-        .annotate(plays=Count("id"), episodes=Count("track_id", distinct=True), ms=Sum(PLAYED_MS))
+        c.rows.values("track__album_id", name=F("track__album__name"))
+        .annotate(plays=c.listens, episodes=Count("track_id", distinct=True), ms=c.ms)
         .order_by("-ms", "-plays", "name")[:limit]
     )
     episodes = (
-        plays.values("track_id", name=F("track__name"), show=F("track__album__name"))
-        .annotate(plays=Count("id"), ms=Sum(PLAYED_MS))
+        c.rows.values("track_id", name=F("track__name"), show=F("track__album__name"))
+        .annotate(plays=c.listens, ms=c.ms)
         .order_by("-ms", "-plays", "name")[:limit]
     )
     short = 0
-    if not rule.include_short:
+    if not rule.include_short and _all_time(window) and play_totals.usable():
+        short = (
+            TrackTotal.objects.filter(user=user, track__kind=Track.Kind.EPISODE).aggregate(
+                n=Sum("short_plays")
+            )["n"]
+            or 0
+        )
+    elif not rule.include_short:
         short = (
             window_plays(user, window).filter(rule.short_q, track__kind=Track.Kind.EPISODE).count()
         )
@@ -972,9 +1147,9 @@ def top_podcasts(
         rule=rule_info,
         as_of=timezone.now(),
         coverage=_coverage_note(user, window),
-        plays=row["plays"],
+        plays=row["plays"] or 0,
         minutes=_minutes(row["ms"]),
-        minutes_estimated=row["estimated"] > 0,
+        minutes_estimated=(row["estimated"] or 0) > 0,
         shows=[
             ShowRank(
                 rank=rank,
@@ -1031,24 +1206,25 @@ def entity_stats(
     if not key:
         raise QueryError("query is empty: give an artist or track name.")
     listens = music_listens(user, window, rule)
+    source = counted(user, window, rule)
     candidates: list[tuple[str, str | None, int, Any]]
     if type == "artist":
         rows = (
-            listens.filter(track__primary_artist__name_key__contains=key)
+            source.rows.filter(track__primary_artist__name_key__contains=key)
             .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
-            .annotate(n=Count("id"))
+            .annotate(n=source.listens)
             .order_by("-n")[:200]
         )
         candidates = [(r["name"], None, r["n"], r["artist_id"]) for r in rows]
     elif type == "track":
         rows = (
-            listens.filter(track__name_key__contains=key)
+            source.rows.filter(track__name_key__contains=key)
             .values(
                 artist_id=F("track__primary_artist_id"),
                 name_key=F("track__name_key"),
                 artist=F("track__primary_artist__name"),
             )
-            .annotate(n=Count("id"), name=Min("track__name"))
+            .annotate(n=source.listens, name=Min("track__name"))
             .order_by("-n")[:200]
         )
         candidates = [
@@ -1078,16 +1254,16 @@ def entity_stats(
         artist_id, name_key = ident
         plays = listens.filter(track__primary_artist_id=artist_id, track__name_key=name_key)
     row = plays.aggregate(
-        listens=Count("id"),
+        listens=Count("*"),
         ms=Sum(PLAYED_MS),
-        estimated=Count("id", filter=Q(ms_played=None)),
+        estimated=Count("played_at", filter=Q(ms_played=None)),
         first=Min("played_at"),
         last=Max("played_at"),
     )
     years = (
         plays.annotate(year=ExtractYear("played_at", tzinfo=window.tz))
         .values("year")
-        .annotate(n=Count("id"), ms=Sum(PLAYED_MS))
+        .annotate(n=Count("*"), ms=Sum(PLAYED_MS))
         .order_by("year")
     )
     return EntityStats(
@@ -1105,7 +1281,17 @@ def entity_stats(
         by_year=[
             YearCount(year=y["year"], listens=y["n"], minutes=_minutes(y["ms"])) for y in years
         ],
-        top_tracks=_track_ranks(plays, row["listens"], limit) if type == "artist" else [],
+        top_tracks=(
+            _track_ranks(
+                Counted(
+                    plays, Count("*"), Sum(PLAYED_MS), Count("played_at", filter=Q(ms_played=None))
+                ),
+                row["listens"],
+                limit,
+            )
+            if type == "artist"
+            else []
+        ),
     )
 
 
@@ -1126,9 +1312,9 @@ def compare_periods(
     summaries = []
     ranks: list[dict[Any, tuple[int, str, int]]] = []
     for window in (a, b):
-        listens = music_listens(user, window, rule)
-        totals = _totals(listens)
-        rows = list(_artist_rows(listens))
+        source = counted(user, window, rule)
+        totals = _totals(source)
+        rows = _artist_list(source)
         ranks.append(
             {
                 r["artist_id"]: (i, r["name"] or "Unknown artist", r["listens"])
@@ -1233,13 +1419,31 @@ def timeline(
     if granularity not in ("day", "week", "month"):
         raise QueryError("granularity must be day, week or month.")
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
-    per_day = (
-        listens.annotate(day=TruncDate("played_at", tzinfo=window.tz))
-        .values("day")
-        .annotate(n=Count("id"), ms=Sum(PLAYED_MS), estimated=Count("id", filter=Q(ms_played=None)))
-        .order_by("day")
-    )
+    hours = _hours(user, window)
+    per_day: Iterable[dict[str, Any]]
+    if hours is not None:
+        per_day = (
+            hours.annotate(day=TruncDate("hour", tzinfo=window.tz))
+            .values("day")
+            .annotate(
+                n=Sum(_hour_listens(rule)),
+                ms=Sum(_hour_ms(rule)),
+                estimated=Sum("music_unknown_ms"),
+            )
+            .order_by("day")
+        )
+    else:
+        per_day = (
+            music_listens(user, window, rule)
+            .annotate(day=TruncDate("played_at", tzinfo=window.tz))
+            .values("day")
+            .annotate(
+                n=Count("*"),
+                ms=Sum(PLAYED_MS),
+                estimated=Count("played_at", filter=Q(ms_played=None)),
+            )
+            .order_by("day")
+        )
     counts: Counter[date] = Counter()
     ms: defaultdict[date, int] = defaultdict(int)
     estimated = 0

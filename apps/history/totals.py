@@ -209,11 +209,16 @@ def rebuild(*, user_id: int | None = None) -> None:
             cursor.execute(statement)
 
 
-def usable() -> bool:
-    """Whether the totals can answer: PostgreSQL, triggers counting with LISTEN_MIN_MS."""
+def threshold() -> int | None:
+    """The listen threshold the installed triggers count with, or None without them."""
     if connection.vendor != "postgresql":
-        return False
+        return None
     with connection.cursor() as cursor:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'history_totals_min_ms'")
         row = cursor.fetchone()
-    return row is not None and row[0].split()[-1] == str(settings.LISTEN_MIN_MS)
+    return int(row[0].split()[-1]) if row else None
+
+
+def usable() -> bool:
+    """Whether the totals can answer: PostgreSQL, triggers counting with LISTEN_MIN_MS."""
+    return threshold() == settings.LISTEN_MIN_MS

@@ -81,7 +81,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     ]
     # The change page of an existing job, grouped so its state reads at a glance.
     change_fieldsets = (
-        (None, {"fields": ["user", "original_name", "file", "size", "sha256"]}),
+        (None, {"fields": ["user", "original_name", "file", "local_path", "size", "sha256"]}),
         ("Progress", {"fields": ["status", "progress", "error", "attempts"]}),
         (
             "Result",
@@ -99,6 +99,19 @@ class ImportJobAdmin(admin.ModelAdmin):
             },
         ),
         ("Times", {"fields": ["created_at", "started_at", "heartbeat_at", "finished_at"]}),
+        (
+            "Resume state",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "records_total",
+                    "records_processed",
+                    "bytes_total",
+                    "bytes_processed",
+                    "play_id_floor",
+                ],
+            },
+        ),
     )
 
     class Media:
@@ -111,14 +124,15 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: ImportJob) -> SafeString:
-        total = f"{obj.records_total:,}" if obj.records_total else "an unknown number of"
+        if obj.records_total:
+            done = f"{obj.records_processed:,} of {obj.records_total:,} records processed"
+        else:
+            done = f"{obj.records_processed:,} records processed so far"
         return format_html(
-            '<progress class="import-progress" max="100" value="{}"></progress> {}% · {} of {} '
-            "records processed",
+            '<progress class="import-progress" max="100" value="{}"></progress> {}% · {}',
             obj.progress_pct,
             obj.progress_pct,
-            f"{obj.records_processed:,}",
-            total,
+            done,
         )
 
     @admin.display(description="skipped records")

@@ -285,10 +285,12 @@ def acting_user(caller: User, params: Params) -> User:
 
 def run(tool: Tool, *, caller: User, params: Params) -> msgspec.Struct:
     """Run a tool for the caller; application errors become ToolError with their message."""
+    from apps.accounts.spotify import SpotifyError
+
     user = acting_user(caller, params)
     try:
         return tool.run(user, params)
-    except QueryError as exc:
+    except (QueryError, SpotifyError) as exc:
         raise ToolError(str(exc)) from None
 
 
@@ -557,5 +559,175 @@ def latest_import_jobs(user: User, p: OpsParams) -> ImportJobs:
             )
             for job in jobs
         ],
+        as_of=timezone.now(),
+    )
+
+
+# --- Live Spotify tools and sync status (through the one Spotify client) -----------------------
+
+
+class SpotifyTopParams(Params, kw_only=True, forbid_unknown_fields=True):
+    entity: Annotated[
+        Literal["artists", "tracks"], msgspec.Meta(description="Top artists or top tracks.")
+    ] = "artists"
+    time_range: Annotated[
+        Literal["short_term", "medium_term", "long_term"],
+        msgspec.Meta(
+            description="Spotify's windows: short_term (about 4 weeks), medium_term (about 6 "
+            "months) or long_term (about a year)."
+        ),
+    ] = "medium_term"
+    limit: Limit = 10
+
+
+class SpotifySearchParams(Params, kw_only=True, forbid_unknown_fields=True):
+    q: Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="What to search for.")]
+    type: Annotated[
+        Literal["track", "artist", "album", "playlist", "show", "episode", "audiobook"],
+        msgspec.Meta(description="The kind of item to find."),
+    ] = "track"
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10, description="How many results (1-10).")] = 5
+
+
+class SpotifyItem(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    type: str
+    spotify_uri: str | None = None
+    artists: list[str]
+    album: str | None = None
+    genres: list[str]
+    popularity: int | None = None
+    url: str | None = None
+
+
+class SpotifyTop(msgspec.Struct, kw_only=True):
+    entity: str
+    time_range: str
+    items: list[SpotifyItem]
+    source: str
+    as_of: datetime
+
+
+class SpotifySearch(msgspec.Struct, kw_only=True):
+    q: str
+    type: str
+    items: list[SpotifyItem]
+    as_of: datetime
+
+
+def _spotify_items(items: list[Any], kind: str) -> list[SpotifyItem]:
+    found: list[SpotifyItem] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue  # Spotify search pages may hold nulls
+        album = item.get("album") if isinstance(item.get("album"), dict) else None
+        show = item.get("show") if isinstance(item.get("show"), dict) else None
+        owner = item.get("owner") if isinstance(item.get("owner"), dict) else None
+        artists = [a.get("name", "") for a in item.get("artists") or [] if isinstance(a, dict)]
+        if not artists and owner:
+            artists = [owner.get("display_name") or owner.get("id") or ""]
+        found.append(
+            SpotifyItem(
+                rank=len(found) + 1,
+                name=str(item.get("name") or ""),
+                type=str(item.get("type") or kind),
+                spotify_uri=item.get("uri"),
+                artists=[a for a in artists if a],
+                album=(album or show or {}).get("name"),
+                genres=[str(g) for g in item.get("genres") or []],
+                popularity=item.get("popularity"),
+                url=(item.get("external_urls") or {}).get("spotify"),
+            )
+        )
+    return found
+
+
+@tool(
+    "spotify_get_top",
+    title="Spotify's top items",
+    description="Spotify's own ranking of the user's top artists or tracks over about 4 weeks, "
+    "6 months or a year, fetched live from Spotify. For counts from the stored history, use "
+    "history_top_artists or history_top_tracks.",
+    params=SpotifyTopParams,
+    result=SpotifyTop,
+    open_world=True,
+)
+def spotify_get_top(user: User, p: SpotifyTopParams) -> SpotifyTop:
+    from apps.accounts import spotify
+
+    page = spotify.get_top(
+        account=spotify.account_for(user), kind=p.entity, time_range=p.time_range, limit=p.limit
+    )
+    return SpotifyTop(
+        entity=p.entity,
+        time_range=p.time_range,
+        items=_spotify_items(page.get("items") or [], p.entity[:-1]),
+        source="Spotify Web API, live",
+        as_of=timezone.now(),
+    )
+
+
+@tool(
+    "spotify_search",
+    title="Search Spotify",
+    description="Search Spotify's catalogue live for tracks, artists, albums, playlists, shows, "
+    "episodes or audiobooks (at most 10 results), with names, artists and Spotify URIs.",
+    params=SpotifySearchParams,
+    result=SpotifySearch,
+    open_world=True,
+)
+def spotify_search(user: User, p: SpotifySearchParams) -> SpotifySearch:
+    from apps.accounts import spotify
+
+    page = spotify.search(account=spotify.account_for(user), q=p.q, types=[p.type], limit=p.limit)
+    section = page.get(f"{p.type}s") or {}
+    return SpotifySearch(
+        q=p.q,
+        type=p.type,
+        items=_spotify_items(section.get("items") or [], p.type),
+        as_of=timezone.now(),
+    )
+
+
+@tool(
+    "ops_sync_status",
+    title="Sync status",
+    description="The user's Spotify connection and collection state: connected or needing "
+    "reconnection, paused, last poll and errors, initial sync result, days until the Spotify "
+    "token expires, and any app-wide Spotify rate-limit pause.",
+    params=Params,
+    result=SyncStatus,
+)
+def sync_status(user: User, p: Params) -> SyncStatus:
+    from apps.accounts import spotify
+    from apps.accounts.models import SpotifyAccount
+    from apps.history.models import SyncCheckpoint
+
+    account = SpotifyAccount.objects.filter(user=user).first()
+    checkpoint = SyncCheckpoint.objects.filter(user=user).first()
+    return SyncStatus(
+        connected=account is not None,
+        status=account.status if account else "not_connected",
+        status_reason=account.status_reason if account else "",
+        needs_reconnect=bool(account and account.needs_reauth),
+        paused=bool(account and account.paused),
+        collecting=bool(account and account.is_collecting),
+        spotify_display_name=(account.display_name or account.spotify_id) if account else None,
+        last_poll_at=checkpoint.last_poll_at if checkpoint else None,
+        last_successful_poll_at=checkpoint.last_success_at if checkpoint else None,
+        newest_play_at=checkpoint.newest_played_at if checkpoint else None,
+        consecutive_errors=checkpoint.consecutive_errors if checkpoint else 0,
+        last_error=checkpoint.last_error if checkpoint else "",
+        initial_sync=InitialSync(
+            started_at=checkpoint.initial_sync_started_at if checkpoint else None,
+            completed_at=checkpoint.initial_sync_completed_at if checkpoint else None,
+            stop_reason=checkpoint.initial_sync_stop_reason if checkpoint else "",
+            earliest_play_reached=checkpoint.earliest_played_at if checkpoint else None,
+        ),
+        token_authorized_at=account.authorized_at if account else None,
+        token_expires_at=account.refresh_expires_at if account else None,
+        token_expires_in_days=account.days_until_refresh_expiry() if account else None,
+        app_rate_limited_until=spotify.rate_limit_pause(),
         as_of=timezone.now(),
     )

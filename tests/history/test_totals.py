@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 from typing import Any
 
-import pytest
+from django.core.management import call_command
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
-from apps.history import totals
+from apps.history import selectors, totals
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import HourTotal, Play, TrackTotal
 from apps.music.models import Source, Track
@@ -145,10 +146,17 @@ def test_totals_follow_the_insert_path_and_rebuild(postgres: None, user: Any) ->
     assert_exact()
 
 
-@pytest.mark.parametrize("threshold", [45_000])
-def test_totals_are_not_used_when_the_threshold_changed(
-    postgres: None, settings: Any, threshold: int
+def test_a_new_threshold_stops_the_totals_until_they_are_rebuilt(
+    postgres: None, settings: Any, user: Any, make_track: Any, make_play: Any
 ) -> None:
+    song = make_track("Song", "Artist")
+    make_play(user, song, datetime(2026, 3, 1, tzinfo=UTC), ms_played=40_000)
     assert totals.usable()
-    settings.LISTEN_MIN_MS = threshold
+    settings.LISTEN_MIN_MS = 45_000
     assert not totals.usable()
+    window = selectors.resolve_window(user=user, days=0)
+    assert selectors.top_tracks(user=user, window=window).totals.listens == 0  # read from plays
+    call_command("rebuild_play_totals", stdout=StringIO())
+    assert totals.threshold() == 45_000 and totals.usable()
+    assert TrackTotal.objects.get(user=user).short_plays == 1
+    assert selectors.top_tracks(user=user, window=window).totals.listens == 0

@@ -68,3 +68,62 @@ def listening(user: Any, other_user: Any, make_track: Any, make_play: Any) -> An
 @pytest.fixture
 def token(user: Any) -> str:
     return create_token(user=user, name="test")[1]
+
+
+TOP_ARTISTS = {
+    "items": [
+        {
+            "name": "Ärtist A",
+            "type": "artist",
+            "uri": "spotify:artist:aaa",
+            "genres": ["indie"],
+            "popularity": 61,
+            "external_urls": {"spotify": "https://open.spotify.com/artist/aaa"},
+        },
+        {"name": "Band B", "type": "artist", "uri": "spotify:artist:bbb", "genres": []},
+    ]
+}
+SEARCH_TRACKS = {
+    "tracks": {
+        "items": [
+            {
+                "name": "Alpha Song",
+                "type": "track",
+                "uri": "spotify:track:alpha",
+                "artists": [{"name": "Ärtist A"}, {"name": "Guest"}],
+                "album": {"name": "Album A"},
+                "popularity": 40,
+            },
+            None,
+        ]
+    }
+}
+
+
+@pytest.fixture
+def spotify(user: Any, settings: Any) -> Any:
+    """Alice's Spotify connection, and a fake Spotify Web API (the `responses` library)."""
+    import responses
+
+    from apps.accounts.models import SpotifyAccount
+
+    SpotifyAccount.objects.create(
+        user=user,
+        spotify_id="alice-sp",
+        display_name="Alice",
+        access_token="access-1",
+        refresh_token="refresh-1",
+        access_expires_at=timezone.now() + timedelta(hours=1),
+        refresh_expires_at=timezone.now() + timedelta(days=100, hours=1),
+    )
+    base = settings.SPOTIFY_API_BASE_URL
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as fake:
+        fake.get(f"{base}/v1/me/top/artists", json=TOP_ARTISTS)
+        fake.get(f"{base}/v1/search", json=SEARCH_TRACKS)
+        yield fake
+
+
+EXAMPLE_ARGS |= {
+    "spotify_get_top": {"entity": "artists", "time_range": "short_term", "limit": 5},
+    "spotify_search": {"q": "alpha", "type": "track", "limit": 3},
+}

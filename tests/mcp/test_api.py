@@ -48,7 +48,7 @@ def rest_query(args: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", [n for n in EXAMPLE_ARGS if n in tools.TOOLS])
 def test_every_surface_returns_the_same_result(
-    client: Client, listening: Any, token: str, name: str
+    client: Client, listening: Any, spotify: Any, token: str, name: str
 ) -> None:
     args = EXAMPLE_ARGS[name]
     auth = {"Authorization": f"Bearer {token}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -26,12 +27,15 @@ def run_client(url: str, token: str, mode: str, work: Any) -> Any:
         async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             return await work(client)
 
-    return asyncio.run(main())
+    # In a thread of its own: the browser tests' Playwright may leave an event loop running in
+    # this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 def test_every_tool_over_mcp_validates_against_its_output_schema(
-    live_server: Any, listening: Any, token: str, mode: str
+    live_server: Any, listening: Any, spotify: Any, token: str, mode: str
 ) -> None:
     async def work(client: Client) -> Any:
         listed = await client.list_tools()
@@ -45,6 +49,7 @@ def test_every_tool_over_mcp_validates_against_its_output_schema(
     assert {t.name for t in listed.tools} == set(TOOLS)
     for tool in listed.tools:
         assert tool.annotations is not None and tool.annotations.read_only_hint is True
+        assert tool.annotations.open_world_hint is tool.name.startswith("spotify_")
         result = results[tool.name]
         assert result.is_error is False, (tool.name, result.content)
         jsonschema.validate(result.structured_content, tool.output_schema)

@@ -95,7 +95,12 @@ def test_a_phone_sized_screen_fits_without_sideways_scrolling(browser, live_serv
     page = context.new_page()
     problems = watch_console(page)
     sign_in(page, "alice", "pw-alice-123")
-    for path, name in [("/dashboard/", "phone-dashboard"), ("/settings/", "phone-settings")]:
+    for path, name in [
+        ("/dashboard/", "phone-dashboard"),
+        ("/analytics/?days=365", "phone-analytics"),
+        ("/assistants/", "phone-assistants"),
+        ("/settings/", "phone-settings"),
+    ]:
         page.goto(path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width}px wide"
@@ -238,3 +243,64 @@ def test_admin_pages_pass_the_csp(browser, live_server, listening_history, admin
     assert "Users (3)" in page.text_content("#overview-users")
     assert csp_violations(problems) == []
     context.close()
+
+
+def test_the_api_docs_render_from_our_own_files_under_the_csp(page, live_server, user):
+    problems = watch_console(page)
+    requests_seen: list[str] = []
+    page.on("request", lambda request: requests_seen.append(request.url))
+    sign_in(page, "alice", "pw-alice-123")
+    page.goto("/api/docs/")
+    page.wait_for_selector("text=history_top_artists", timeout=20_000)
+    screenshot(page, "api-docs")
+    assert all(url.startswith(live_server.url) for url in requests_seen), requests_seen
+    assert csp_violations(problems) == []
+
+
+@pytest.mark.integration
+def test_a_new_user_signs_up_imports_an_export_and_sees_it(
+    page, live_server, celery_worker, settings, tmp_path
+):
+    """The whole first visit, with a real Celery worker: sign up locally, upload an export made
+    by make_demo_export, watch the import finish, then find its plays on the dashboard and the
+    analytics page, with no CSP violation on the way."""
+    from apps.history import selectors
+    from apps.imports.demo import write_demo_export
+    from apps.imports.models import ImportJob
+
+    settings.MEDIA_ROOT = tmp_path
+    export = tmp_path / "my_spotify_data.zip"
+    info = write_demo_export(export, records=3_000, seed=11)
+    problems = watch_console(page)
+
+    page.goto("/accounts/signup/")
+    page.fill("input[name=username]", "carol")
+    page.fill("input[name=password1]", "a long pass phrase 42")
+    page.fill("input[name=password2]", "a long pass phrase 42")
+    page.click("form[action='/accounts/signup/'] button[type=submit]")
+    page.wait_for_selector("text=Sign out (carol)")
+
+    page.click("nav >> text=Imports")
+    assert page.is_visible("#export-help summary")
+    page.set_input_files("input[type=file]", str(export))
+    page.click("#upload-form button[type=submit]")
+    counts = page.wait_for_selector(".job-counts", timeout=120_000)
+    job = ImportJob.objects.get(user__username="carol")
+    assert job.status == "succeeded", job.error
+    assert counts.inner_text().startswith(f"{info['records']} records: {job.plays_added} plays")
+    screenshot(page, "first-visit-imports")
+
+    page.click("nav >> text=Dashboard")
+    assert page.text_content("#plays-total") == str(job.plays_added)
+    screenshot(page, "first-visit-dashboard")
+
+    page.click("nav >> text=Analytics")
+    page.click("#window-picker >> text=All time")
+    carol = User.objects.get(username="carol")
+    summary = selectors.taste_summary(
+        user=carol, window=selectors.resolve_window(user=carol, days=0)
+    )
+    assert page.text_content("#total-listens") == str(summary.totals.listens)
+    assert page.locator("#top-artists .bar-label").first.inner_text() == summary.top_artists[0].name
+    screenshot(page, "first-visit-analytics")
+    assert csp_violations(problems) == []
