@@ -71,8 +71,8 @@ def _empty_database() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE history_play, imports_importjob, music_trackartist, music_track, "
-                "music_album, music_artist"
+                "TRUNCATE history_play, history_tracktotal, history_hourtotal, "
+                "imports_importjob, music_trackartist, music_track, music_album, music_artist"
             )
     else:
         from apps.music.models import Album, Artist, Track, TrackArtist
