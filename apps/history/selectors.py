@@ -20,16 +20,31 @@ The rules applied everywhere (MISSION.md, "Rules of the data"):
 from __future__ import annotations
 
 import functools
+import heapq
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Sum, Value
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    F,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import (
     Coalesce,
     ExtractHour,
@@ -468,44 +483,62 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
 
 
-class TrackSum(NamedTuple):
-    track_id: int
-    artist_id: int | None
-    album_id: int | None
-    listens: int
-    ms: int
-    estimated: int
+class TrackSums(NamedTuple):
+    """Per-track sums as columns (one entry per track, in the same order in each): rolling
+    them up with sum(), zip() and dict() stays in C, which matters at tens of thousands of
+    tracks."""
+
+    track_id: tuple[int, ...] = ()
+    artist_id: tuple[int | None, ...] = ()
+    album_id: tuple[int | None, ...] = ()
+    listens: tuple[int, ...] = ()
+    ms: tuple[int, ...] = ()
+    estimated: tuple[int, ...] = ()
 
 
 class Counted:
     """The listens to aggregate, with how to count them: raw plays, or, for all time on
     PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
-    `track__…`. One query sums them per track (`per_track`); totals, rankings and repeat
+    `track__…` in `rows`. `per_track` sums them per track in one query (summing plays before
+    joining the catalogue, and reading the rows as plain tuples); totals, rankings and repeat
     figures are then rolled up from those rows."""
 
-    def __init__(self, rows: QuerySet[Any], listens: Any, ms: Any, estimated: Any) -> None:
+    def __init__(
+        self,
+        rows: QuerySet[Any],
+        listens: Any,
+        ms: Any,
+        estimated: Any,
+        *,
+        sums: QuerySet[Any],
+        kind: str,
+    ) -> None:
         self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
+        # One row per track id: (track_id, listens, known ms, plays of unknown duration).
+        self.sums, self.kind = sums, kind
 
     @functools.cached_property
-    def per_track(self) -> list[TrackSum]:
-        keys = ("track_id", "track__primary_artist_id", "track__album_id")
-        if self.rows.model is TrackTotal:  # already one row per track: no grouping
-            rows = self.rows.values_list(*keys, "listen_n", "listen_ms", "unknown_ms_plays")
-        else:
-            rows = (
-                self.rows.values_list(*keys)
-                .annotate(n=self.listens, m=self.ms, e=self.estimated)
-                .order_by()
+    def per_track(self) -> TrackSums:
+        sql, params = self.sums.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(  # the inner SQL is Django's, with its parameters kept apart
+                f"WITH s(track_id, n, ms, unknown) AS ({sql}) "  # noqa: S608
+                "SELECT k.id, k.primary_artist_id, k.album_id, s.n, "
+                "COALESCE(s.ms, 0) + s.unknown * COALESCE(k.duration_ms, 0), s.unknown "
+                "FROM s JOIN music_track k ON k.id = s.track_id WHERE k.kind = %s",
+                (*params, self.kind),
             )
-        return [TrackSum(t, a, al, n or 0, m or 0, e or 0) for t, a, al, n, m, e in rows]
+            rows = cursor.fetchall()
+        return TrackSums(*zip(*rows, strict=True)) if rows else TrackSums()
 
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
         """(listens, ms) per artist_id or album_id."""
+        sums = self.per_track
         groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
-        for row in self.per_track:
-            group = groups[getattr(row, key)]
-            group[0] += row.listens
-            group[1] += row.ms
+        for group_key, listens, ms in zip(getattr(sums, key), sums.listens, sums.ms, strict=True):
+            group = groups[group_key]
+            group[0] += listens
+            group[1] += ms
         return {k: (v[0], v[1]) for k, v in groups.items()}
 
 
@@ -514,12 +547,12 @@ def _best(
 ) -> list[tuple[Any, int, int]]:
     """The `limit` best keys by listens, then minutes, then normalised name. `names` may be
     given for every key, or is asked for the finalists only through the caller."""
-    ordered = sorted(groups.items(), key=lambda kv: (-kv[1][0], -kv[1][1]))
-    if limit is not None and len(ordered) > limit:
-        end = limit
-        while end < len(ordered) and ordered[end][1] == ordered[limit - 1][1]:
-            end += 1
-        ordered = ordered[:end]
+    items: Iterable[tuple[Any, tuple[int, int]]] = groups.items()
+    if limit is not None and len(groups) > limit:
+        # Keep the first `limit` by (listens, minutes), and whatever ties with the last of them.
+        cutoff = heapq.nlargest(limit, groups.values())[-1]
+        items = [kv for kv in items if kv[1] >= cutoff]
+    ordered = sorted(items, key=lambda kv: (-kv[1][0], -kv[1][1]))
     if names is not None:
         ordered.sort(
             key=lambda kv: (-kv[1][0], -kv[1][1], normalize_name(names.get(kv[0])), str(kv[0]))
@@ -531,23 +564,64 @@ def _all_time(window: Window) -> bool:
     return window.start_at is None and window.end_at is None
 
 
-@functools.lru_cache(maxsize=256)
-def _whole_hour_zone(key: str) -> bool:
-    """Whether the zone's offsets are whole hours (so local days and hours are unions of UTC
-    hours), checked four times a year from 2000 to 2039."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OFFSETS_UNTIL = datetime(2060, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
+    """For a zone whose offsets are whole hours (so local days and hours are unions of UTC
+    hours): the UTC hours at which its offset changes from 1970 to 2060, and the offset in hours
+    before the first change and from each change on. None for other zones.
+
+    Sampled daily, then the changing day hour by hour (an hour takes the offset at its start)."""
     zone = zoneinfo.ZoneInfo(key)
-    return all(
-        (datetime(year, month, 1, tzinfo=zone).utcoffset() or timedelta(0)).total_seconds() % 3600
-        == 0
-        for year in range(2000, 2040)
-        for month in (1, 4, 7, 10)
+
+    def offset(at: datetime) -> int:
+        seconds = int((at.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
+        return seconds // 3600 if seconds % 3600 == 0 else -10_000
+
+    changes: list[datetime] = []
+    offsets = [offset(EPOCH)]
+    day = EPOCH
+    while day < OFFSETS_UNTIL:
+        following = day + timedelta(days=1)
+        if offset(following) != offsets[-1]:
+            at = next(
+                day + timedelta(hours=h)
+                for h in range(1, 25)
+                if offset(day + timedelta(hours=h)) != offsets[-1]
+            )
+            changes.append(at)
+            offsets.append(offset(at))
+        day = following
+    return None if -10_000 in offsets else (changes, offsets)
+
+
+def _local_hour(tz: zoneinfo.ZoneInfo, form: str = "{}") -> RawSQL:
+    """An HourTotal row's local hour as a number (hours since 1970-01-01 00:00 local time),
+    put into `form`, from the zone's offset changes (a binary search per row, far cheaper than
+    converting every timestamp to the zone)."""
+    found = _hour_offsets(str(tz.key))
+    assert found is not None, "only for whole-hour zones (see _hours)"
+    changes, offsets = found
+    hour = '"history_hourtotal"."hour"'
+    number = (
+        f"(floor(date_part('epoch', {hour}) / 3600)::bigint"
+        f" + (%s::int[])[width_bucket({hour}, %s::timestamptz[]) + 1])"
     )
+    # Built from constants; the offsets and changes are parameters.
+    return RawSQL(form.format(number), (offsets, changes), output_field=BigIntegerField())  # noqa: S611
+
+
+def _local_date(day_number: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=day_number)
 
 
 def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
     """The user's per-hour totals inside the window, when they answer exactly (PostgreSQL with
     current totals, and a zone with whole-hour offsets); otherwise None."""
-    if not _whole_hour_zone(str(window.tz.key)) or not play_totals.usable():
+    if _hour_offsets(str(window.tz.key)) is None or not play_totals.usable():
         return None
     hours = HourTotal.objects.filter(user=user)
     if window.start_at is not None:
@@ -570,17 +644,45 @@ def counted(user: User, window: Window, rule: Rule, kind: str = MUSIC) -> Counte
     """What to count for the window under the rule, for one kind of item."""
     if _all_time(window) and play_totals.usable():
         n = F("plays") if rule.include_short else F("plays") - F("short_plays")
-        ms = F("ms_long") + F("unknown_ms_plays") * Coalesce(F("track__duration_ms"), Value(0))
-        if rule.include_short:
-            ms = ms + F("ms_short")
+        known = F("ms_long") + F("ms_short") if rule.include_short else F("ms_long")
+        ms = known + F("unknown_ms_plays") * Coalesce(F("track__duration_ms"), Value(0))
+        totals = TrackTotal.objects.filter(user=user).annotate(listen_n=n, known_ms=known)
         rows = (
             TrackTotal.objects.filter(user=user, track__kind=kind)
             .annotate(listen_n=n, listen_ms=ms)
             .filter(listen_n__gt=0)
         )
-        return Counted(rows, Sum("listen_n"), Sum("listen_ms"), Sum("unknown_ms_plays"))
-    plays = window_plays(user, window).filter(rule.listen_q, track__kind=kind)
-    return Counted(plays, Count("*"), Sum(PLAYED_MS), Count("played_at", filter=Q(ms_played=None)))
+        return Counted(
+            rows,
+            Sum("listen_n"),
+            Sum("listen_ms"),
+            Sum("unknown_ms_plays"),
+            sums=totals.filter(listen_n__gt=0).values_list(
+                "track_id", "listen_n", "known_ms", "unknown_ms_plays"
+            ),
+            kind=kind,
+        )
+    listened = window_plays(user, window).filter(rule.listen_q)
+    plays = listened.filter(track__kind=kind)
+    return Counted(
+        plays,
+        Count("*"),
+        Sum(PLAYED_MS),
+        Count("played_at", filter=Q(ms_played=None)),
+        sums=_play_sums(listened),
+        kind=kind,
+    )
+
+
+def _play_sums(plays: QuerySet[Play]) -> QuerySet[Any]:
+    """Per track: listens, known ms and plays of unknown duration (for `Counted.sums`)."""
+    return (
+        plays.values_list("track_id")
+        .annotate(
+            n=Count("*"), ms=Sum("ms_played"), unknown=Count("played_at", filter=Q(ms_played=None))
+        )
+        .order_by()
+    )
 
 
 def _minutes(ms: int | None) -> float:
@@ -598,13 +700,13 @@ def _limit(limit: int) -> int:
 
 
 def _totals(c: Counted) -> Totals:
-    rows = c.per_track
+    sums = c.per_track
     return Totals(
-        listens=sum(r.listens for r in rows),
-        minutes=_minutes(sum(r.ms for r in rows)),
-        minutes_estimated=any(r.estimated for r in rows),
-        unique_tracks=len(rows),
-        unique_artists=len({r.artist_id for r in rows if r.artist_id is not None}),
+        listens=sum(sums.listens),
+        minutes=_minutes(sum(sums.ms)),
+        minutes_estimated=any(sums.estimated),
+        unique_tracks=len(sums.track_id),
+        unique_artists=len(set(sums.artist_id) - {None}),
     )
 
 
@@ -635,8 +737,9 @@ def _local_dates(user: User, window: Window) -> list[date]:
     hours = _hours(user, window)
     if hours is not None:
         return sorted(
-            hours.filter(plays__gt=0)
-            .annotate(day=TruncDate("hour", tzinfo=window.tz))
+            _local_date(day)
+            for day in hours.filter(plays__gt=0)
+            .annotate(day=_local_hour(window.tz, "({}) / 24"))
             .values_list("day", flat=True)
             .distinct()
             .order_by()
@@ -698,12 +801,14 @@ def _coverage_note(user: User, window: Window, dates: list[date] | None = None) 
     )
 
 
-def _envelope(user: User, window: Window, rule: Rule) -> dict[str, Any]:
+def _envelope(
+    user: User, window: Window, rule: Rule, dates: list[date] | None = None
+) -> dict[str, Any]:
     return {
         "window": window.info(),
         "rule": _rule_info(user, window, rule),
         "as_of": timezone.now(),
-        "coverage": _coverage_note(user, window),
+        "coverage": _coverage_note(user, window, dates),
     }
 
 
@@ -714,14 +819,19 @@ def _artist_list(c: Counted, limit: int | None = None) -> list[dict[str, Any]]:
     """Artists by listens (ties: minutes, then name), as dicts with name and Spotify id."""
     groups = c.grouped("artist_id")
     best = _best(groups, limit or len(groups) or 1)
-    artists = Artist.objects.in_bulk([k for k, _, _ in best if k is not None])
-    names = {k: artists[k].name if k in artists else "Unknown artist" for k, _, _ in best}
+    artists = {
+        pk: (name, spotify_id)
+        for pk, name, spotify_id in Artist.objects.filter(
+            pk__in=[k for k, _, _ in best if k is not None]
+        ).values_list("pk", "name", "spotify_id")
+    }
+    names = {k: artists[k][0] if k in artists else "Unknown artist" for k, _, _ in best}
     best = _best({k: (n, m) for k, n, m in best}, limit or len(best) or 1, names)
     return [
         {
             "artist_id": k,
             "name": names[k],
-            "spotify_id": artists[k].spotify_id if k in artists else None,
+            "spotify_id": artists[k][1] if k in artists else None,
             "listens": n,
             "ms": m,
         }
@@ -758,7 +868,8 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
 
 
 def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
-    groups = {r.track_id: (r.listens, r.ms) for r in c.per_track}
+    sums = c.per_track
+    groups = dict(zip(sums.track_id, zip(sums.listens, sums.ms, strict=True), strict=True))
     best = _best(groups, limit)
     tracks: dict[int, dict[str, Any]] = {
         t["id"]: {
@@ -841,16 +952,14 @@ def _heatmap_matrix(user: User, window: Window, rule: Rule) -> list[list[int]]:
     tz = window.tz
     hours = _hours(user, window)
     if hours is not None:
-        for row in (
-            hours.annotate(
-                weekday=ExtractIsoWeekDay("hour", tzinfo=tz),
-                hour_of_day=ExtractHour("hour", tzinfo=tz),
-            )
-            .values("weekday", "hour_of_day")
+        # Hour of the week, counted from Thursday 00:00 (1970-01-01 was a Thursday).
+        for hour_of_week, n in (
+            hours.annotate(hour_of_week=_local_hour(tz, "mod({}, 168)"))
+            .values_list("hour_of_week")
             .annotate(n=Sum(_hour_listens(rule)))
             .order_by()
         ):
-            matrix[row["weekday"] - 1][row["hour_of_day"]] = row["n"] or 0
+            matrix[(hour_of_week // 24 + 3) % 7][hour_of_week % 24] += n or 0
         return matrix
     listens = music_listens(user, window, rule)
     rows = (
@@ -900,7 +1009,7 @@ def listening_heatmap(*, user: User, window: Window, include_short: bool = False
 
 def _repeat_figures(c: Counted) -> tuple[int, int, int, int]:
     """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
-    counts = [r.listens for r in c.per_track]
+    counts = c.per_track.listens
     repeated = [n for n in counts if n > 1]
     return sum(counts), len(counts), len(repeated), sum(repeated)
 
@@ -1284,7 +1393,12 @@ def entity_stats(
         top_tracks=(
             _track_ranks(
                 Counted(
-                    plays, Count("*"), Sum(PLAYED_MS), Count("played_at", filter=Q(ms_played=None))
+                    plays,
+                    Count("*"),
+                    Sum(PLAYED_MS),
+                    Count("played_at", filter=Q(ms_played=None)),
+                    sums=_play_sums(plays),
+                    kind=MUSIC,
                 ),
                 row["listens"],
                 limit,
@@ -1420,23 +1534,29 @@ def timeline(
         raise QueryError("granularity must be day, week or month.")
     rule = Rule.default(include_short)
     hours = _hours(user, window)
-    per_day: Iterable[dict[str, Any]]
+    per_day: list[tuple[date, int, int | None, int]]
+    dates = None
     if hours is not None:
-        per_day = (
-            hours.annotate(day=TruncDate("hour", tzinfo=window.tz))
-            .values("day")
+        per_day = [
+            (_local_date(day), n, ms, estimated)
+            for day, n, ms, estimated in hours.annotate(
+                day_number=_local_hour(window.tz, "({}) / 24")
+            )
+            .values_list("day_number")
             .annotate(
                 n=Sum(_hour_listens(rule)),
                 ms=Sum(_hour_ms(rule)),
                 estimated=Sum("music_unknown_ms"),
             )
-            .order_by("day")
-        )
+            .order_by("day_number")
+        ]
+        # Hour rows exist only with plays, so these are also the days with data.
+        dates = [day for day, *_ in per_day]
     else:
-        per_day = (
+        per_day = list(
             music_listens(user, window, rule)
             .annotate(day=TruncDate("played_at", tzinfo=window.tz))
-            .values("day")
+            .values_list("day")
             .annotate(
                 n=Count("*"),
                 ms=Sum(PLAYED_MS),
@@ -1447,11 +1567,11 @@ def timeline(
     counts: Counter[date] = Counter()
     ms: defaultdict[date, int] = defaultdict(int)
     estimated = 0
-    for row in per_day:
-        period = _period_start(row["day"], granularity)
-        counts[period] += row["n"]
-        ms[period] += row["ms"] or 0
-        estimated += row["estimated"]
+    for day, n, day_ms, day_estimated in per_day:
+        period = _period_start(day, granularity)
+        counts[period] += n
+        ms[period] += day_ms or 0
+        estimated += day_estimated
     start, end, _, _ = _span(user, window)
     if window.end_date is None and end is not None:
         end = min(end, window.today)
@@ -1464,7 +1584,7 @@ def timeline(
             )
             period = _next_period(period, granularity)
     return Timeline(
-        **_envelope(user, window, rule),
+        **_envelope(user, window, rule, dates),
         granularity=granularity,
         listens=sum(counts.values()),
         minutes=_minutes(sum(ms.values())),
