@@ -314,3 +314,22 @@ def test_another_users_plays_are_never_counted(other_user: Any, data: Any) -> No
     assert [(t.name, t.listens) for t in result.tracks] == [("Alpha Song", 10)]
     coverage = selectors.coverage(user=other_user, window=window(other_user, days=90))
     assert coverage.plays_in_window == 10
+
+
+def test_offset_changes_of_a_zone_are_found_to_the_hour() -> None:
+    found = selectors._hour_offsets("America/Los_Angeles")
+    assert found is not None
+    changes, offsets = found
+    spring = changes.index(datetime(2026, 3, 8, 10, 0, tzinfo=UTC))  # 02:00 PST
+    assert offsets[spring : spring + 3] == [-8, -7, -8]  # before, from spring, from autumn
+    assert changes[spring + 1] == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # 02:00 PDT
+    assert selectors._hour_offsets("Asia/Kolkata") is None  # +05:30: plays are read one by one
+
+
+def test_a_half_hour_zone_places_plays_by_their_own_minutes(pacific: Any) -> None:
+    w = window(pacific, days=0, tz="Asia/Kolkata")
+    heat = selectors.listening_heatmap(user=pacific, window=w)
+    # 2026-03-09 07:00 UTC is 12:30 on Monday in Kolkata; 2026-03-07 09:30 UTC is 15:00 Saturday.
+    assert heat.matrix[0][12] == 1 and heat.matrix[0][15] == 1 and heat.matrix[5][15] == 1
+    assert heat.matrix[1][12] == 2  # 12:00 and 12:30 on Tuesday
+    assert heat.weekday_totals == [2, 2, 0, 0, 0, 1, 0]
