@@ -67,6 +67,8 @@ GAP_MIN_DAYS = 3
 # Coverage lists at most this many gaps (the longest, in date order), and says how many there are.
 MAX_GAPS = 50
 MAX_LIMIT = 50
+# Rows read for the biggest single-day repeat before ties are asked for one by one.
+DAY_REPEAT_ROWS = 20
 # Below this share of days with data (or this many listens) a result says the data is thin.
 THIN_DAYS_PCT = 50.0
 THIN_LISTENS = 50
@@ -531,15 +533,16 @@ class Counted:
             rows = cursor.fetchall()
         return TrackSums(*zip(*rows, strict=True)) if rows else TrackSums()
 
+    @functools.cache  # noqa: B019 (one Counted lives for one call)
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
-        """(listens, ms) per artist_id or album_id."""
+        """(listens, ms) per artist_id or album_id. Callers must not change the result."""
         sums = self.per_track
-        groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
-        for group_key, listens, ms in zip(getattr(sums, key), sums.listens, sums.ms, strict=True):
-            group = groups[group_key]
-            group[0] += listens
-            group[1] += ms
-        return {k: (v[0], v[1]) for k, v in groups.items()}
+        listens: Counter[Any] = Counter()
+        ms: Counter[Any] = Counter()
+        for group_key, n, m in zip(getattr(sums, key), sums.listens, sums.ms, strict=True):
+            listens[group_key] += n
+            ms[group_key] += m
+        return {k: (n, ms[k]) for k, n in listens.items()}
 
 
 def _best(
@@ -924,8 +927,7 @@ def top_albums(
     rule = Rule.default(include_short)
     c = counted(user, window, rule)
     totals = _totals(c)
-    groups = c.grouped("album_id")
-    groups.pop(None, None)
+    groups = {k: v for k, v in c.grouped("album_id").items() if k is not None}
     limit = _limit(limit)
     best = _best(groups, limit)
     found = Album.objects.select_related("artist").in_bulk([k for k, _, _ in best])
@@ -1020,21 +1022,8 @@ def repeat_rate(
     """How much the user replays: listens per unique track, the most replayed tracks and the
     biggest single-day repeat of one track."""
     rule = Rule.default(include_short)
-    listens = music_listens(user, window, rule)
     c = counted(user, window, rule)
     total, unique, repeated, repeated_listens = _repeat_figures(c)
-    day = (
-        listens.annotate(day=TruncDate("played_at", tzinfo=window.tz))
-        .values(
-            "track_id",
-            "day",
-            name=F("track__name"),
-            artist=F("track__primary_artist__name"),
-        )
-        .annotate(n=Count("*"))
-        .order_by("-n", "-day", "name")
-        .first()
-    )
     return RepeatRate(
         **_envelope(user, window, rule),
         listens=total,
@@ -1043,12 +1032,37 @@ def repeat_rate(
         repeated_tracks=repeated,
         repeat_listens_pct=_pct(repeated_listens, total),
         most_replayed=_track_ranks(c, total, _limit(limit)),
-        biggest_day_repeat=(
-            DayRepeat(track=day["name"], artist=day["artist"], date=day["day"], listens=day["n"])
-            if day
-            else None
-        ),
+        biggest_day_repeat=_biggest_day_repeat(user, window, rule),
     )
+
+
+def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | None:
+    """The most listens of one track on one local day (ties: the latest day, then the track
+    name). Plays are counted per track and day alone; names are read for the winners only."""
+    days = (
+        window_plays(user, window)
+        .filter(rule.listen_q)
+        .exclude(track_id__in=Track.objects.exclude(kind=MUSIC).values("pk"))
+        .annotate(day=TruncDate("played_at", tzinfo=window.tz))
+        .values_list("track_id", "day")
+        .annotate(n=Count("*"))
+        .order_by("-n", "-day")
+    )
+    rows = list(days[:DAY_REPEAT_ROWS])
+    if not rows:
+        return None
+    _, day, n = rows[0]
+    tied = [track_id for track_id, d, count in rows if (d, count) == (day, n)]
+    if len(tied) == DAY_REPEAT_ROWS:
+        tied = [track_id for track_id, _, _ in days.filter(day=day, n=n)]
+    track = (
+        Track.objects.filter(pk__in=tied)
+        .order_by("name", "pk")
+        .values("name", artist=F("primary_artist__name"))
+        .first()
+    )
+    assert track is not None
+    return DayRepeat(track=track["name"], artist=track["artist"], date=day, listens=n)
 
 
 # --- Coverage -----------------------------------------------------------------------------------
@@ -1163,9 +1177,14 @@ def _discovered(
     user: User, window: Window, rule: Rule, c: Counted, limit: int
 ) -> tuple[int, list[DiscoveredArtist]]:
     """Artists whose first listen ever falls inside the window, most listened first."""
-    listens = c.grouped("artist_id")
-    listens.pop(None, None)
+    listens = {k: v for k, v in c.grouped("artist_id").items() if k is not None}
     candidates = set(listens)
+    if window.start_at is None:
+        # Every artist heard in a window open to the past is first heard in it: only the best
+        # need their first listen.
+        best = _best(listens, limit)
+        firsts = _artist_firsts(user, rule, [k for k, _, _ in best])
+        return len(candidates), _discoveries(best, firsts, limit)
     if window.start_at is not None and play_totals.usable():
         # Only artists with a track first heard inside the window can be new in it.
         first = "first_play_at" if rule.include_short else "first_listen_at"
@@ -1181,10 +1200,15 @@ def _discovered(
         for k in candidates
         if k in firsts and (window.start_at is None or firsts[k] >= window.start_at)
     ]
-    best = _best({k: listens[k] for k in found}, limit)
+    return len(found), _discoveries(_best({k: listens[k] for k in found}, limit), firsts, limit)
+
+
+def _discoveries(
+    best: list[tuple[Any, int, int]], firsts: dict[int, datetime], limit: int
+) -> list[DiscoveredArtist]:
     names = dict(Artist.objects.filter(pk__in=[k for k, _, _ in best]).values_list("pk", "name"))
     best = _best({k: (n, m) for k, n, m in best}, limit, names)
-    return len(found), [
+    return [
         DiscoveredArtist(name=names[k], first_listen=firsts[k], listens=n)
         for k, n, _ in best[:limit]
     ]

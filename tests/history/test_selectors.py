@@ -333,3 +333,19 @@ def test_a_half_hour_zone_places_plays_by_their_own_minutes(pacific: Any) -> Non
     assert heat.matrix[0][12] == 1 and heat.matrix[0][15] == 1 and heat.matrix[5][15] == 1
     assert heat.matrix[1][12] == 2  # 12:00 and 12:30 on Tuesday
     assert heat.weekday_totals == [2, 2, 0, 0, 0, 1, 0]
+
+
+def test_biggest_day_repeat_ties_go_to_the_latest_day_then_the_name(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    # More tracks tie than the first read holds, so the ties are read again in full.
+    songs = [make_track(f"Song {i:02d}", "Artist") for i in range(selectors.DAY_REPEAT_ROWS + 5)]
+    for song in reversed(songs):
+        make_play(user, song, at(5, 8))
+        make_play(user, song, at(5, 9))
+    earlier = make_track("A Song", "Artist")
+    make_play(user, earlier, at(4, 8))
+    make_play(user, earlier, at(4, 9))
+    day = selectors.repeat_rate(user=user, window=window(user, days=30)).biggest_day_repeat
+    assert day is not None
+    assert (day.track, day.date, day.listens) == ("Song 00", date(2026, 3, 5), 2)
