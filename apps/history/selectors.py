@@ -67,6 +67,7 @@ GAP_MIN_DAYS = 3
 # Coverage lists at most this many gaps (the longest, in date order), and says how many there are.
 MAX_GAPS = 50
 MAX_LIMIT = 50
+UNKNOWN_ARTIST = "Unknown artist"
 # Rows read for the biggest single-day repeat before ties are asked for one by one.
 DAY_REPEAT_ROWS = 20
 # Below this share of days with data (or this many listens) a result says the data is thin.
@@ -548,19 +549,38 @@ class Counted:
 def _best(
     groups: dict[Any, tuple[int, int]], limit: int, names: dict[Any, str] | None = None
 ) -> list[tuple[Any, int, int]]:
-    """The `limit` best keys by listens, then minutes, then normalised name. `names` may be
-    given for every key, or is asked for the finalists only through the caller."""
+    """The `limit` best keys by listens, then minutes, then normalised name (`names`, given for
+    the keys that tie; see `_tied`), then key."""
     items: Iterable[tuple[Any, tuple[int, int]]] = groups.items()
     if limit is not None and len(groups) > limit:
         # Keep the first `limit` by (listens, minutes), and whatever ties with the last of them.
         cutoff = heapq.nlargest(limit, groups.values())[-1]
         items = [kv for kv in items if kv[1] >= cutoff]
-    ordered = sorted(items, key=lambda kv: (-kv[1][0], -kv[1][1]))
-    if names is not None:
-        ordered.sort(
-            key=lambda kv: (-kv[1][0], -kv[1][1], normalize_name(names.get(kv[0])), str(kv[0]))
+    if names is None:
+        ordered = sorted(items, key=lambda kv: (-kv[1][0], -kv[1][1]))
+    else:
+        ordered = sorted(
+            items, key=lambda kv: (-kv[1][0], -kv[1][1], names.get(kv[0], ""), str(kv[0]))
         )
     return [(k, v[0], v[1]) for k, v in ordered]
+
+
+def _tied(best: list[tuple[Any, int, int]]) -> list[Any]:
+    """The keys whose (listens, minutes) another key shares: only they need a name to rank."""
+    counts = Counter((n, m) for _, n, m in best)
+    return [k for k, n, m in best if counts[(n, m)] > 1]
+
+
+def _ranked(
+    best: list[tuple[Any, int, int]], limit: int | None, model: type[Any]
+) -> list[tuple[Any, int, int]]:
+    """`_best` rows put in their final order: ties broken by the rows' normalised names."""
+    tied = _tied(best)
+    if tied:
+        name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
+        name_keys.setdefault(None, normalize_name(UNKNOWN_ARTIST))
+        best = _best({k: (n, m) for k, n, m in best}, len(best), name_keys)
+    return best[:limit]
 
 
 def _all_time(window: Window) -> bool:
@@ -818,27 +838,38 @@ def _envelope(
 # --- Rankings -----------------------------------------------------------------------------------
 
 
-def _artist_list(c: Counted, limit: int | None = None) -> list[dict[str, Any]]:
-    """Artists by listens (ties: minutes, then name), as dicts with name and Spotify id."""
+def _artist_order(c: Counted, limit: int | None = None) -> list[tuple[Any, int, int]]:
+    """(artist_id, listens, ms) by listens, then minutes, then name; all of them without a
+    limit."""
     groups = c.grouped("artist_id")
-    best = _best(groups, limit or len(groups) or 1)
-    artists = {
+    return _ranked(_best(groups, limit or len(groups) or 1), limit, Artist)
+
+
+def _artist_names(keys: Iterable[Any]) -> dict[Any, tuple[str, str | None]]:
+    """(name, Spotify id) of each artist; the unknown artist (None) is named too."""
+    found: dict[Any, tuple[str, str | None]] = {
         pk: (name, spotify_id)
         for pk, name, spotify_id in Artist.objects.filter(
-            pk__in=[k for k, _, _ in best if k is not None]
+            pk__in=[k for k in keys if k is not None]
         ).values_list("pk", "name", "spotify_id")
     }
-    names = {k: artists[k][0] if k in artists else "Unknown artist" for k, _, _ in best}
-    best = _best({k: (n, m) for k, n, m in best}, limit or len(best) or 1, names)
+    found[None] = (UNKNOWN_ARTIST, None)
+    return found
+
+
+def _artist_list(c: Counted, limit: int) -> list[dict[str, Any]]:
+    """The best artists as dicts with name and Spotify id."""
+    best = _artist_order(c, limit)
+    names = _artist_names(k for k, _, _ in best)
     return [
         {
             "artist_id": k,
-            "name": names[k],
-            "spotify_id": artists[k][1] if k in artists else None,
+            "name": names[k][0],
+            "spotify_id": names[k][1],
             "listens": n,
             "ms": m,
         }
-        for k, n, m in best[:limit]
+        for k, n, m in best
     ]
 
 
@@ -873,7 +904,7 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
 def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
     sums = c.per_track
     groups = dict(zip(sums.track_id, zip(sums.listens, sums.ms, strict=True), strict=True))
-    best = _best(groups, limit)
+    best = _ranked(_best(groups, limit), limit, Track)
     tracks: dict[int, dict[str, Any]] = {
         t["id"]: {
             **t,
@@ -884,11 +915,9 @@ def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
             "id", "name", "uri", "primary_artist__name", "album__name"
         )
     }
-    names = {k: str(t["name"]) for k, t in tracks.items()}
-    best = _best({k: (n, m) for k, n, m in best}, limit, names)
     return [
         _track_rank(rank, {**tracks[k], "listens": n, "ms": m}, total)
-        for rank, (k, n, m) in enumerate(best[:limit], start=1)
+        for rank, (k, n, m) in enumerate(best, start=1)
     ]
 
 
@@ -929,9 +958,8 @@ def top_albums(
     totals = _totals(c)
     groups = {k: v for k, v in c.grouped("album_id").items() if k is not None}
     limit = _limit(limit)
-    best = _best(groups, limit)
+    best = _ranked(_best(groups, limit), limit, Album)
     found = Album.objects.select_related("artist").in_bulk([k for k, _, _ in best])
-    best = _best({k: (n, m) for k, n, m in best}, limit, {k: a.name for k, a in found.items()})
     albums = [
         AlbumRank(
             rank=rank,
@@ -1206,11 +1234,10 @@ def _discovered(
 def _discoveries(
     best: list[tuple[Any, int, int]], firsts: dict[int, datetime], limit: int
 ) -> list[DiscoveredArtist]:
-    names = dict(Artist.objects.filter(pk__in=[k for k, _, _ in best]).values_list("pk", "name"))
-    best = _best({k: (n, m) for k, n, m in best}, limit, names)
+    best = _ranked(best, limit, Artist)
+    names = _artist_names(k for k, _, _ in best)
     return [
-        DiscoveredArtist(name=names[k], first_listen=firsts[k], listens=n)
-        for k, n, _ in best[:limit]
+        DiscoveredArtist(name=names[k][0], first_listen=firsts[k], listens=n) for k, n, _ in best
     ]
 
 
@@ -1447,53 +1474,54 @@ def compare_periods(
     fallers by rank, and artists new in B or vanished since A."""
     rule = Rule.default(include_short)
     limit = _limit(limit)
-    summaries = []
-    ranks: list[dict[Any, tuple[int, str, int]]] = []
+    periods = []
     for window in (a, b):
         source = counted(user, window, rule)
-        totals = _totals(source)
-        rows = _artist_list(source)
-        ranks.append(
-            {
-                r["artist_id"]: (i, r["name"] or "Unknown artist", r["listens"])
-                for i, r in enumerate(rows, start=1)
-            }
-        )
-        top = [
-            ArtistRank(
-                rank=i,
-                name=r["name"] or "Unknown artist",
-                listens=r["listens"],
-                minutes=_minutes(r["ms"]),
-                share_pct=_pct(r["listens"], totals.listens),
-                spotify_uri=f"spotify:artist:{r['spotify_id']}" if r["spotify_id"] else None,
-            )
-            for i, r in enumerate(rows[:limit], start=1)
-        ]
-        summaries.append(PeriodSummary(window=window.info(), totals=totals, top_artists=top))
-    rank_a, rank_b = ranks
-    moves = [
-        RankMove(
-            name=rank_b[k][1],
-            rank_a=rank_a[k][0],
-            rank_b=rank_b[k][0],
-            rank_change=rank_a[k][0] - rank_b[k][0],
-            listens_a=rank_a[k][2],
-            listens_b=rank_b[k][2],
-        )
+        periods.append((window, _totals(source), _artist_order(source)))
+    rank_a, rank_b = (
+        {k: (i, n) for i, (k, n, _) in enumerate(order, start=1)} for _, _, order in periods
+    )
+    moved = [
+        (k, rank_a[k][0] - rank_b[k][0])
         for k in rank_a.keys() & rank_b.keys()
         if min(rank_a[k][0], rank_b[k][0]) <= MAX_LIMIT
     ]
-    risers = sorted(
-        (m for m in moves if m.rank_change > 0), key=lambda m: (-m.rank_change, m.rank_b)
-    )
-    fallers = sorted(
-        (m for m in moves if m.rank_change < 0), key=lambda m: (m.rank_change, m.rank_a)
-    )
-    new = sorted((rank_b[k] for k in rank_b.keys() - rank_a.keys()), key=lambda r: (r[0], r[1]))
-    vanished = sorted(
-        (rank_a[k] for k in rank_a.keys() - rank_b.keys()), key=lambda r: (r[0], r[1])
-    )
+    risers = sorted((km for km in moved if km[1] > 0), key=lambda km: (-km[1], rank_b[km[0]]))
+    fallers = sorted((km for km in moved if km[1] < 0), key=lambda km: (km[1], rank_a[km[0]]))
+    new = sorted(rank_b.keys() - rank_a.keys(), key=lambda k: rank_b[k])[:limit]
+    vanished = sorted(rank_a.keys() - rank_b.keys(), key=lambda k: rank_a[k])[:limit]
+    risers, fallers = risers[:limit], fallers[:limit]
+    shown = [k for _, _, order in periods for k, _, _ in order[:limit]]
+    names = _artist_names([*shown, *(k for k, _ in risers + fallers), *new, *vanished])
+    summaries = [
+        PeriodSummary(
+            window=window.info(),
+            totals=totals,
+            top_artists=[
+                ArtistRank(
+                    rank=i,
+                    name=names[k][0],
+                    listens=n,
+                    minutes=_minutes(m),
+                    share_pct=_pct(n, totals.listens),
+                    spotify_uri=f"spotify:artist:{names[k][1]}" if names[k][1] else None,
+                )
+                for i, (k, n, m) in enumerate(order[:limit], start=1)
+            ],
+        )
+        for window, totals, order in periods
+    ]
+
+    def move(k: Any, change: int) -> RankMove:
+        return RankMove(
+            name=names[k][0],
+            rank_a=rank_a[k][0],
+            rank_b=rank_b[k][0],
+            rank_change=change,
+            listens_a=rank_a[k][1],
+            listens_b=rank_b[k][1],
+        )
+
     ta, tb = summaries[0].totals, summaries[1].totals
     # The coverage note spans both windows: from the earlier start to the later end.
     starts = [w.start_date for w in (a, b)]
@@ -1516,10 +1544,10 @@ def compare_periods(
             unique_artists=tb.unique_artists - ta.unique_artists,
             unique_tracks=tb.unique_tracks - ta.unique_tracks,
         ),
-        risers=risers[:limit],
-        fallers=fallers[:limit],
-        new_artists=[ArtistListens(name=r[1], listens=r[2]) for r in new[:limit]],
-        vanished_artists=[ArtistListens(name=r[1], listens=r[2]) for r in vanished[:limit]],
+        risers=[move(k, change) for k, change in risers],
+        fallers=[move(k, change) for k, change in fallers],
+        new_artists=[ArtistListens(name=names[k][0], listens=rank_b[k][1]) for k in new],
+        vanished_artists=[ArtistListens(name=names[k][0], listens=rank_a[k][1]) for k in vanished],
         rule=_rule_info(user, span, rule),
         as_of=timezone.now(),
         coverage=_coverage_note(user, span),
