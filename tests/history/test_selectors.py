@@ -349,3 +349,31 @@ def test_biggest_day_repeat_ties_go_to_the_latest_day_then_the_name(
     day = selectors.repeat_rate(user=user, window=window(user, days=30)).biggest_day_repeat
     assert day is not None
     assert (day.track, day.date, day.listens) == ("Song 00", date(2026, 3, 5), 2)
+
+
+def test_compare_periods_risers_fallers_and_ties_by_name(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    # A: Xeno 3, Yarrow 2, Zinc 1. B: Zinc 3, then Yarrow and Xeno tie on listens and minutes.
+    xeno, yarrow, zinc = (make_track(f"{n} Song", n) for n in ("Xeno", "Yarrow", "Zinc"))
+    for track, plays in ((xeno, 3), (yarrow, 2), (zinc, 1)):
+        for i in range(plays):
+            make_play(user, track, at(2, 8 + i))
+    for track, plays in ((zinc, 3), (yarrow, 1), (xeno, 1)):
+        for i in range(plays):
+            make_play(user, track, at(12, 8 + i))
+    a = window(user, start=date(2026, 3, 1), end=date(2026, 3, 10))
+    b = window(user, start=date(2026, 3, 11), end=date(2026, 3, 20))
+    result = selectors.compare_periods(user=user, a=a, b=b)
+    assert [(r.name, r.listens) for r in result.b.top_artists] == [
+        ("Zinc", 3),
+        ("Xeno", 1),  # ties with Yarrow: the name decides
+        ("Yarrow", 1),
+    ]
+    assert [(m.name, m.rank_a, m.rank_b, m.rank_change) for m in result.risers] == [
+        ("Zinc", 3, 1, 2)
+    ]
+    assert [(m.name, m.rank_a, m.rank_b, m.listens_a, m.listens_b) for m in result.fallers] == [
+        ("Xeno", 1, 2, 3, 1),
+        ("Yarrow", 2, 3, 2, 1),
+    ]
