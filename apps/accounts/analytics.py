@@ -149,15 +149,16 @@ def granularity_for(window: Window, first_play: date | None) -> selectors.Granul
 
 
 def report(*, user: User, window: Window) -> Report:
-    summary = selectors.taste_summary(user=user, window=window)
-    heatmap = selectors.listening_heatmap(user=user, window=window)
-    albums = selectors.top_albums(user=user, window=window, limit=TOP_LIMIT)
-    repeat = selectors.repeat_rate(user=user, window=window, limit=TOP_LIMIT)
-    first = summary.coverage.first_play
-    first_day = first.astimezone(window.tz).date() if first else None
-    granularity = granularity_for(window, first_day)
-    timeline = selectors.timeline(user=user, window=window, granularity=granularity)
-    podcasts = selectors.top_podcasts(user=user, window=window, limit=TOP_LIMIT)
+    with selectors.shared_reads():  # one read of the per-track sums and days for every chart
+        summary = selectors.taste_summary(user=user, window=window)
+        heatmap = selectors.listening_heatmap(user=user, window=window)
+        albums = selectors.top_albums(user=user, window=window, limit=TOP_LIMIT)
+        repeat = selectors.repeat_rate(user=user, window=window, limit=TOP_LIMIT)
+        first = summary.coverage.first_play
+        first_day = first.astimezone(window.tz).date() if first else None
+        granularity = granularity_for(window, first_day)
+        timeline = selectors.timeline(user=user, window=window, granularity=granularity)
+        podcasts = selectors.top_podcasts(user=user, window=window, limit=TOP_LIMIT)
     return Report(
         window=window,
         summary=summary,
@@ -196,12 +197,10 @@ class History:
 
 def history(*, user: User) -> History:
     window = selectors.resolve_window(user=user, days=0)
-    timeline = selectors.timeline(user=user, window=window, granularity="month")
-    return History(
-        coverage=selectors.coverage(user=user, window=window),
-        timeline=timeline,
-        columns=columns(timeline.periods, "month"),
-    )
+    with selectors.shared_reads():
+        timeline = selectors.timeline(user=user, window=window, granularity="month")
+        coverage = selectors.coverage(user=user, window=window)
+    return History(coverage=coverage, timeline=timeline, columns=columns(timeline.periods, "month"))
 
 
 def page_context(query: QueryDict, *, user: User) -> dict[str, object]:

@@ -19,14 +19,16 @@ The rules applied everywhere (MISSION.md, "Rules of the data"):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import heapq
 import zoneinfo
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, cast
 
 import msgspec
 from django.conf import settings
@@ -74,12 +76,39 @@ DAY_REPEAT_ROWS = 20
 THIN_DAYS_PCT = 50.0
 THIN_LISTENS = 50
 
+T = TypeVar("T")
 Granularity = Literal["day", "week", "month"]
 EntityType = Literal["artist", "track"]
 
 
 class QueryError(ValueError):
     """A request the analysis can't answer as asked; the message says what to change."""
+
+
+_shared: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
+    "history_shared_reads", default=None
+)
+
+
+@contextlib.contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within the block, analyses of the same user, window and rule share their reads (the
+    per-track sums, the days with data, the short plays): for pages that show several at
+    once. Outside it every call reads afresh."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _memo(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    memo = _shared.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return cast(T, memo[key])
 
 
 # --- Windows and the counting rule ------------------------------------------------------------
@@ -665,6 +694,12 @@ def _hour_ms(rule: Rule) -> Any:
 
 def counted(user: User, window: Window, rule: Rule, kind: str = MUSIC) -> Counted:
     """What to count for the window under the rule, for one kind of item."""
+    return _memo(
+        ("counted", user.pk, window, rule, kind), lambda: _counted(user, window, rule, kind)
+    )
+
+
+def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
     if _all_time(window) and play_totals.usable():
         n = F("plays") if rule.include_short else F("plays") - F("short_plays")
         known = F("ms_long") + F("ms_short") if rule.include_short else F("ms_long")
@@ -734,6 +769,10 @@ def _totals(c: Counted) -> Totals:
 
 
 def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
+    return _memo(("_rule_info", user.pk, window, rule), lambda: _read_rule_info(user, window, rule))
+
+
+def _read_rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
     if rule.include_short:
         short = 0
         text = "Every music play counts, short ones included."
@@ -756,6 +795,10 @@ def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
 
 
 def _local_dates(user: User, window: Window) -> list[date]:
+    return _memo(("_local_dates", user.pk, window), lambda: _read_local_dates(user, window))
+
+
+def _read_local_dates(user: User, window: Window) -> list[date]:
     """The local dates in the window with at least one play of any kind."""
     hours = _hours(user, window)
     if hours is not None:
