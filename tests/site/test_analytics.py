@@ -148,3 +148,25 @@ def test_repeat_rate_and_discoveries(client, user, history):
     # 5 listens over 3 tracks
     assert '<dd id="repeat-rate">1.67 listens per track</dd>' in body
     assert '<strong id="discovered-count">1</strong> artist heard for the first time' in body
+
+
+
+def test_the_page_reads_the_per_track_sums_once_and_shows_the_same_numbers(
+    client, user, history
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.history import selectors
+
+    with CaptureQueriesContext(connection) as queries:
+        response, _ = _body(client, user, days=365)
+    per_track = [q for q in queries.captured_queries if q["sql"].startswith("WITH s(track_id")]
+    assert len(per_track) == 1  # shared by the summary, the albums and the repeat rate
+    report = response.context["report"]
+    window = selectors.resolve_window(user=user, days=365)
+    alone = selectors.repeat_rate(user=user, window=window, limit=10)
+    assert (report.repeat.listens, report.repeat.unique_tracks) == (6, 3)
+    assert report.repeat.most_replayed == alone.most_replayed
+    assert report.repeat.coverage == alone.coverage
+    assert report.summary.totals == selectors.taste_summary(user=user, window=window).totals
