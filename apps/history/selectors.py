@@ -515,25 +515,27 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
 
 
-class TrackSums(NamedTuple):
-    """Per-track sums as columns (one entry per track, in the same order in each): rolling
-    them up with sum(), zip() and dict() stays in C, which matters at tens of thousands of
-    tracks."""
+class Group(NamedTuple):
+    """The listens of one (artist, album) pair in a window, summed over its tracks."""
 
-    track_id: tuple[int, ...] = ()
-    artist_id: tuple[int | None, ...] = ()
-    album_id: tuple[int | None, ...] = ()
-    listens: tuple[int, ...] = ()
-    ms: tuple[int, ...] = ()
-    estimated: tuple[int, ...] = ()
+    artist_id: int | None
+    album_id: int | None
+    listens: int
+    ms: int
+    tracks: int
+    estimated: int  # listens of unknown duration, counted with the track's length
+    repeated_tracks: int  # tracks heard more than once
+    repeated_listens: int  # listens to those tracks
 
 
 class Counted:
     """The listens to aggregate, with how to count them: raw plays, or, for all time on
     PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
-    `track__…` in `rows`. `per_track` sums them per track in one query (summing plays before
-    joining the catalogue, and reading the rows as plain tuples); totals, rankings and repeat
-    figures are then rolled up from those rows."""
+    `track__…` in `rows`.
+
+    `sums` gives one row per track; the database joins it to the catalogue and rolls it up per
+    (artist, album) in `groups`, or ranks the tracks in `best_tracks`, so only a few thousand
+    rows at most reach Python: totals, rankings and repeat figures come from those."""
 
     def __init__(
         self,
@@ -549,29 +551,55 @@ class Counted:
         # One row per track id: (track_id, listens, known ms, plays of unknown duration).
         self.sums, self.kind = sums, kind
 
-    @functools.cached_property
-    def per_track(self) -> TrackSums:
-        sql, params = self.sums.query.sql_with_params()
+    def _per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown): the per-track
+        sums, with the estimated minutes of plays of unknown duration added to ms."""
+        sql, sums_params = self.sums.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute(  # the inner SQL is Django's, with its parameters kept apart
-                f"WITH s(track_id, n, ms, unknown) AS ({sql}) "  # noqa: S608
+                f"WITH s(track_id, n, ms, unknown) AS ({sql}), "  # noqa: S608
+                "t(track_id, artist_id, album_id, n, ms, unknown) AS ("
                 "SELECT k.id, k.primary_artist_id, k.album_id, s.n, "
                 "COALESCE(s.ms, 0) + s.unknown * COALESCE(k.duration_ms, 0), s.unknown "
-                "FROM s JOIN music_track k ON k.id = s.track_id WHERE k.kind = %s",
-                (*params, self.kind),
+                "FROM s JOIN music_track k ON k.id = s.track_id WHERE k.kind = %s) " + select,
+                (*sums_params, self.kind, *params),
             )
-            rows = cursor.fetchall()
-        return TrackSums(*zip(*rows, strict=True)) if rows else TrackSums()
+            return cursor.fetchall()
 
-    @functools.cache  # noqa: B019 (one Counted lives for one call)
+    @functools.cached_property
+    def groups(self) -> list[Group]:
+        rows = self._per_track(
+            "SELECT artist_id, album_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
+            "COUNT(*), CAST(SUM(unknown) AS BIGINT), "
+            "SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
+            "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) "
+            "FROM t GROUP BY artist_id, album_id"
+        )
+        return [Group._make(row) for row in rows]
+
+    @functools.cache  # noqa: B019 (one Counted lives for one call, or one shared read)
+    def best_tracks(self, limit: int) -> list[tuple[int, int, int]]:
+        """(track_id, listens, ms) of the `limit` best tracks by listens and minutes, and of
+        those tying with the last of them."""
+        return [
+            (track_id, n, ms)
+            for track_id, n, ms in self._per_track(
+                "SELECT track_id, n, ms FROM (SELECT track_id, n, ms, "
+                "RANK() OVER (ORDER BY n DESC, ms DESC) AS position FROM t) ranked "
+                "WHERE position <= %s",
+                limit,
+            )
+        ]
+
+    @functools.cache  # noqa: B019
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
         """(listens, ms) per artist_id or album_id. Callers must not change the result."""
-        sums = self.per_track
         listens: Counter[Any] = Counter()
         ms: Counter[Any] = Counter()
-        for group_key, n, m in zip(getattr(sums, key), sums.listens, sums.ms, strict=True):
-            listens[group_key] += n
-            ms[group_key] += m
+        for group in self.groups:
+            group_key = getattr(group, key)
+            listens[group_key] += group.listens
+            ms[group_key] += group.ms
         return {k: (n, ms[k]) for k, n in listens.items()}
 
 
@@ -758,13 +786,13 @@ def _limit(limit: int) -> int:
 
 
 def _totals(c: Counted) -> Totals:
-    sums = c.per_track
+    groups = c.groups
     return Totals(
-        listens=sum(sums.listens),
-        minutes=_minutes(sum(sums.ms)),
-        minutes_estimated=any(sums.estimated),
-        unique_tracks=len(sums.track_id),
-        unique_artists=len(set(sums.artist_id) - {None}),
+        listens=sum(g.listens for g in groups),
+        minutes=_minutes(sum(g.ms for g in groups)),
+        minutes_estimated=any(g.estimated for g in groups),
+        unique_tracks=sum(g.tracks for g in groups),
+        unique_artists=len({g.artist_id for g in groups} - {None}),
     )
 
 
@@ -945,9 +973,7 @@ def _track_rank(rank: int, row: dict[str, Any], total: int) -> TrackRank:
 
 
 def _track_ranks(c: Counted, total: int, limit: int) -> list[TrackRank]:
-    sums = c.per_track
-    groups = dict(zip(sums.track_id, zip(sums.listens, sums.ms, strict=True), strict=True))
-    best = _ranked(_best(groups, limit), limit, Track)
+    best = _ranked(c.best_tracks(limit), limit, Track)
     tracks: dict[int, dict[str, Any]] = {
         t["id"]: {
             **t,
@@ -1082,9 +1108,13 @@ def listening_heatmap(*, user: User, window: Window, include_short: bool = False
 
 def _repeat_figures(c: Counted) -> tuple[int, int, int, int]:
     """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
-    counts = c.per_track.listens
-    repeated = [n for n in counts if n > 1]
-    return sum(counts), len(counts), len(repeated), sum(repeated)
+    groups = c.groups
+    return (
+        sum(g.listens for g in groups),
+        sum(g.tracks for g in groups),
+        sum(g.repeated_tracks for g in groups),
+        sum(g.repeated_listens for g in groups),
+    )
 
 
 def repeat_rate(

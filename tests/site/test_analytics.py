@@ -150,10 +150,7 @@ def test_repeat_rate_and_discoveries(client, user, history):
     assert '<strong id="discovered-count">1</strong> artist heard for the first time' in body
 
 
-
-def test_the_page_reads_the_per_track_sums_once_and_shows_the_same_numbers(
-    client, user, history
-):
+def test_the_page_sums_the_window_once_and_shows_the_same_numbers(client, user, history):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -162,7 +159,9 @@ def test_the_page_reads_the_per_track_sums_once_and_shows_the_same_numbers(
     with CaptureQueriesContext(connection) as queries:
         response, _ = _body(client, user, days=365)
     per_track = [q for q in queries.captured_queries if q["sql"].startswith("WITH s(track_id")]
-    assert len(per_track) == 1  # shared by the summary, the albums and the repeat rate
+    # One roll-up per (artist, album) and one ranking of tracks, shared by the summary, the albums
+    # and the repeat rate.
+    assert len(per_track) == 2
     report = response.context["report"]
     window = selectors.resolve_window(user=user, days=365)
     alone = selectors.repeat_rate(user=user, window=window, limit=10)
