@@ -567,29 +567,32 @@ class Counted:
             return cursor.fetchall()
 
     @functools.cached_property
-    def groups(self) -> list[Group]:
+    def _read(self) -> tuple[list[Group], list[tuple[int, int, int, int]]]:
+        """One pass over the window: the per-(artist, album) roll-up, and the tracks ranked
+        up to MAX_LIMIT by listens and minutes (with whatever ties with the last)."""
         rows = self._per_track(
-            "SELECT artist_id, album_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
-            "COUNT(*), CAST(SUM(unknown) AS BIGINT), "
-            "SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
+            "SELECT 0, artist_id, album_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
+            "COUNT(*), CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
             "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) "
-            "FROM t GROUP BY artist_id, album_id"
+            "FROM t GROUP BY artist_id, album_id "
+            "UNION ALL "
+            "SELECT 1, track_id, position, n, ms, 0, 0, 0, 0 FROM (SELECT track_id, n, ms, "
+            "RANK() OVER (ORDER BY n DESC, ms DESC) AS position FROM t) ranked "
+            "WHERE position <= %s",
+            MAX_LIMIT,
         )
-        return [Group._make(row) for row in rows]
+        groups = [Group._make(row[1:]) for row in rows if row[0] == 0]
+        ranked = sorted((row[2], row[1], row[3], row[4]) for row in rows if row[0] == 1)
+        return groups, ranked
 
-    @functools.cache  # noqa: B019 (one Counted lives for one call, or one shared read)
+    @property
+    def groups(self) -> list[Group]:
+        return self._read[0]
+
     def best_tracks(self, limit: int) -> list[tuple[int, int, int]]:
         """(track_id, listens, ms) of the `limit` best tracks by listens and minutes, and of
-        those tying with the last of them."""
-        return [
-            (track_id, n, ms)
-            for track_id, n, ms in self._per_track(
-                "SELECT track_id, n, ms FROM (SELECT track_id, n, ms, "
-                "RANK() OVER (ORDER BY n DESC, ms DESC) AS position FROM t) ranked "
-                "WHERE position <= %s",
-                limit,
-            )
-        ]
+        those tying with the last of them (limit <= MAX_LIMIT)."""
+        return [(track, n, ms) for position, track, n, ms in self._read[1] if position <= limit]
 
     @functools.cache  # noqa: B019
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
