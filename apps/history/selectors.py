@@ -661,8 +661,7 @@ def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
     zone = zoneinfo.ZoneInfo(key)
 
     def offset(at: datetime) -> int:
-        seconds = int((at.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
-        return seconds // 3600 if seconds % 3600 == 0 else -10_000
+        return int((at.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
 
     changes: list[datetime] = []
     offsets = [offset(EPOCH)]
@@ -678,7 +677,9 @@ def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
             changes.append(at)
             offsets.append(offset(at))
         day = following
-    return None if -10_000 in offsets else (changes, offsets)
+    if any(seconds % 3600 for seconds in offsets):
+        return None
+    return changes, [seconds // 3600 for seconds in offsets]
 
 
 def _local_hour(tz: zoneinfo.ZoneInfo, form: str = "{}") -> RawSQL:
