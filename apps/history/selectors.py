@@ -800,20 +800,14 @@ def _totals(c: Counted) -> Totals:
     )
 
 
-def _rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
-    return _memo(("_rule_info", user.pk, window, rule), lambda: _read_rule_info(user, window, rule))
-
-
-def _read_rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
+def _rule_info(
+    user: User, window: Window, rule: Rule, days: dict[date, int] | None = None
+) -> RuleInfo:
     if rule.include_short:
         short = 0
         text = "Every music play counts, short ones included."
     else:
-        hours = _hours(user, window)
-        if hours is not None:
-            short = hours.aggregate(n=Sum("music_short"))["n"] or 0
-        else:
-            short = window_plays(user, window).filter(rule.short_q, track__kind=MUSIC).count()
+        short = sum((_days(user, window) if days is None else days).values())
         text = (
             f"A play counts as a listen from {rule.min_ms_played // 1000} s, or when Spotify "
             "gave no duration (API plays list only plays over 30 s)."
@@ -826,27 +820,28 @@ def _read_rule_info(user: User, window: Window, rule: Rule) -> RuleInfo:
     )
 
 
-def _local_dates(user: User, window: Window) -> list[date]:
-    return _memo(("_local_dates", user.pk, window), lambda: _read_local_dates(user, window))
+def _days(user: User, window: Window) -> dict[date, int]:
+    """The local dates in the window with at least one play of any kind, each with its number
+    of short music plays (those the rule leaves out unless short plays are included)."""
+    return _memo(("_days", user.pk, window), lambda: _read_days(user, window))
 
 
-def _read_local_dates(user: User, window: Window) -> list[date]:
-    """The local dates in the window with at least one play of any kind."""
+def _read_days(user: User, window: Window) -> dict[date, int]:
     hours = _hours(user, window)
     if hours is not None:
-        return sorted(
-            _local_date(day)
-            for day in hours.filter(plays__gt=0)
-            .annotate(day=_local_hour(window.tz, "({}) / 24"))
-            .values_list("day", flat=True)
-            .distinct()
+        rows = (
+            hours.annotate(day_number=_local_hour(window.tz, "({}) / 24"))
+            .values_list("day_number")
+            .annotate(short=Sum("music_short"))
             .order_by()
         )
-    return sorted(
+        return {_local_date(day): short for day, short in rows}
+    short = Rule.default().short_q & Q(track__kind=MUSIC)
+    return dict(
         window_plays(user, window)
         .annotate(day=TruncDate("played_at", tzinfo=window.tz))
-        .values_list("day", flat=True)
-        .distinct()
+        .values_list("day")
+        .annotate(short=Count("played_at", filter=short))
         .order_by()
     )
 
@@ -867,12 +862,10 @@ def _span(
     return start, end, first, last
 
 
-def _coverage_note(user: User, window: Window, dates: list[date] | None = None) -> CoverageNote:
+def _coverage_note(user: User, window: Window, days: dict[date, int] | None = None) -> CoverageNote:
     start, end, first, last = _span(user, window)
-    if dates is None:
-        dates = _local_dates(user, window)
     days_in_window = (end - start).days + 1 if start and end else 0
-    with_data = len(dates)
+    with_data = len(_days(user, window) if days is None else days)
     pct = _pct(with_data, days_in_window)
     thin = with_data == 0 or pct < THIN_DAYS_PCT
     if first is None:
@@ -900,13 +893,15 @@ def _coverage_note(user: User, window: Window, dates: list[date] | None = None) 
 
 
 def _envelope(
-    user: User, window: Window, rule: Rule, dates: list[date] | None = None
+    user: User, window: Window, rule: Rule, days: dict[date, int] | None = None
 ) -> dict[str, Any]:
+    """What every result carries: the window, the rule, when, and the coverage note."""
+    days = _days(user, window) if days is None else days
     return {
         "window": window.info(),
-        "rule": _rule_info(user, window, rule),
+        "rule": _rule_info(user, window, rule, days),
         "as_of": timezone.now(),
-        "coverage": _coverage_note(user, window, dates),
+        "coverage": _coverage_note(user, window, days),
     }
 
 
@@ -1198,7 +1193,8 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
     out, and the last successful poll."""
     rule = Rule.default(include_short)
     plays = window_plays(user, window)
-    dates = _local_dates(user, window)
+    days = _days(user, window)
+    dates = sorted(days)
     start, end, first, last = _span(user, window)
     if end is not None:
         end = min(end, window.today) if window.end_date is None else end
@@ -1225,7 +1221,7 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
         for source, n in sorted(counts, key=lambda sn: (-sn[1], sn[0]))
     ]
     checkpoint = SyncCheckpoint.objects.filter(user=user).first()
-    note = _coverage_note(user, window, dates)
+    note = _coverage_note(user, window, days)
     gaps = _gaps(dates, start, end)
     text = note.note
     if gaps:
@@ -1234,7 +1230,7 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
             f" {len(gaps)} gap(s) of {GAP_MIN_DAYS}+ days without plays; the longest is "
             f"{longest.days} days ({longest.start} to {longest.end})."
         )
-    rule_info = _rule_info(user, window, rule)
+    rule_info = _rule_info(user, window, rule, days)
     return Coverage(
         window=window.info(),
         rule=rule_info,
@@ -1610,6 +1606,7 @@ def compare_periods(
         else max(d for d in (a.end_date, b.end_date) if d),
         today=b.today,
     )
+    span_days = _days(user, span)
     return ComparePeriods(
         a=summaries[0],
         b=summaries[1],
@@ -1625,9 +1622,9 @@ def compare_periods(
         fallers=[move(k, change) for k, change in fallers],
         new_artists=[ArtistListens(name=names[k][0], listens=rank_b[k][1]) for k in new],
         vanished_artists=[ArtistListens(name=names[k][0], listens=rank_a[k][1]) for k in vanished],
-        rule=_rule_info(user, span, rule),
+        rule=_rule_info(user, span, rule, span_days),
         as_of=timezone.now(),
-        coverage=_coverage_note(user, span),
+        coverage=_coverage_note(user, span, span_days),
     )
 
 
@@ -1664,23 +1661,22 @@ def timeline(
     rule = Rule.default(include_short)
     hours = _hours(user, window)
     per_day: list[tuple[date, int, int | None, int]]
-    dates = None
+    days = None
     if hours is not None:
-        per_day = [
-            (_local_date(day), n, ms, estimated)
-            for day, n, ms, estimated in hours.annotate(
-                day_number=_local_hour(window.tz, "({}) / 24")
-            )
+        rows = list(
+            hours.annotate(day_number=_local_hour(window.tz, "({}) / 24"))
             .values_list("day_number")
             .annotate(
                 n=Sum(_hour_listens(rule)),
                 ms=Sum(_hour_ms(rule)),
                 estimated=Sum("music_unknown_ms"),
+                short=Sum("music_short"),
             )
             .order_by("day_number")
-        ]
-        # Hour rows exist only with plays, so these are also the days with data.
-        dates = [day for day, *_ in per_day]
+        )
+        per_day = [(_local_date(day), n, ms, estimated) for day, n, ms, estimated, _ in rows]
+        # Hour rows exist only with plays, so these are also the envelope's days with data.
+        days = {_local_date(day): short for day, *_, short in rows}
     else:
         per_day = list(
             music_listens(user, window, rule)
@@ -1713,7 +1709,7 @@ def timeline(
             )
             period = _next_period(period, granularity)
     return Timeline(
-        **_envelope(user, window, rule, dates),
+        **_envelope(user, window, rule, days),
         granularity=granularity,
         listens=sum(counts.values()),
         minutes=_minutes(sum(ms.values())),
