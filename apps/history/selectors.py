@@ -70,6 +70,7 @@ GAP_MIN_DAYS = 3
 MAX_GAPS = 50
 MAX_LIMIT = 50
 UNKNOWN_ARTIST = "Unknown artist"
+UNKNOWN_SHOW = "Unknown show"
 # Rows read for the biggest single-day repeat before ties are asked for one by one.
 DAY_REPEAT_ROWS = 20
 # Below this share of days with data (or this many listens) a result says the data is thin.
@@ -551,7 +552,7 @@ class Counted:
         # One row per track id: (track_id, listens, known ms, plays of unknown duration).
         self.sums, self.kind = sums, kind
 
-    def _per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
+    def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown): the per-track
         sums, with the estimated minutes of plays of unknown duration added to ms."""
         sql, sums_params = self.sums.query.sql_with_params()
@@ -570,7 +571,7 @@ class Counted:
     def _read(self) -> tuple[list[Group], list[tuple[int, int, int, int]]]:
         """One pass over the window: the per-(artist, album) roll-up, and the tracks ranked
         up to MAX_LIMIT by listens and minutes (with whatever ties with the last)."""
-        rows = self._per_track(
+        rows = self.per_track(
             "SELECT 0, artist_id, album_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
             "COUNT(*), CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
             "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) "
@@ -632,13 +633,17 @@ def _tied(best: list[tuple[Any, int, int]]) -> list[Any]:
 
 
 def _ranked(
-    best: list[tuple[Any, int, int]], limit: int | None, model: type[Any]
+    best: list[tuple[Any, int, int]],
+    limit: int | None,
+    model: type[Any],
+    unknown: str = UNKNOWN_ARTIST,
 ) -> list[tuple[Any, int, int]]:
-    """`_best` rows put in their final order: ties broken by the rows' normalised names."""
+    """`_best` rows put in their final order: ties broken by the rows' normalised names (the
+    row without an artist or show, key None, is named `unknown`)."""
     tied = _tied(best)
     if tied:
         name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
-        name_keys.setdefault(None, normalize_name(UNKNOWN_ARTIST))
+        name_keys.setdefault(None, normalize_name(unknown))
         best = _best({k: (n, m) for k, n, m in best}, len(best), name_keys)
     return best[:limit]
 
@@ -1344,17 +1349,33 @@ def top_podcasts(
     rule = Rule.default(include_short)
     c = counted(user, window, rule, kind=Track.Kind.EPISODE)
     limit = _limit(limit)
-    row = c.rows.aggregate(plays=c.listens, ms=c.ms, estimated=c.estimated)
-    shows = (
-        c.rows.values("track__album_id", name=F("track__album__name"))
-        .annotate(plays=c.listens, episodes=Count("track_id", distinct=True), ms=c.ms)
-        .order_by("-ms", "-plays", "name")[:limit]
+    # Per episode: (show, plays, ms, plays of unknown duration); shows and episodes rank by
+    # minutes, then plays, then name.
+    per_episode = {
+        track_id: (show_id, n, ms, unknown)
+        for track_id, show_id, n, ms, unknown in c.per_track(
+            "SELECT track_id, album_id, n, ms, unknown FROM t"
+        )
+    }
+    by_show: dict[Any, list[int]] = {}
+    for show_id, n, ms, _ in per_episode.values():
+        show = by_show.setdefault(show_id, [0, 0, 0])
+        show[0], show[1], show[2] = show[0] + ms, show[1] + n, show[2] + 1
+    best_shows = _ranked(
+        _best({k: (v[0], v[1]) for k, v in by_show.items()}, limit), limit, Album, UNKNOWN_SHOW
     )
-    episodes = (
-        c.rows.values("track_id", name=F("track__name"), show=F("track__album__name"))
-        .annotate(plays=c.listens, ms=c.ms)
-        .order_by("-ms", "-plays", "name")[:limit]
+    best_episodes = _ranked(
+        _best({k: (v[2], v[1]) for k, v in per_episode.items()}, limit), limit, Track
     )
+    show_names = dict(
+        Album.objects.filter(pk__in=[k for k, _, _ in best_shows]).values_list("pk", "name")
+    )
+    episode_rows = {
+        pk: (name, show)
+        for pk, name, show in Track.objects.filter(
+            pk__in=[k for k, _, _ in best_episodes]
+        ).values_list("pk", "name", "album__name")
+    }
     short = 0
     if not rule.include_short and _all_time(window) and play_totals.usable():
         short = (
@@ -1380,28 +1401,28 @@ def top_podcasts(
         rule=rule_info,
         as_of=timezone.now(),
         coverage=_coverage_note(user, window),
-        plays=row["plays"] or 0,
-        minutes=_minutes(row["ms"]),
-        minutes_estimated=(row["estimated"] or 0) > 0,
+        plays=sum(v[1] for v in per_episode.values()),
+        minutes=_minutes(sum(v[2] for v in per_episode.values())),
+        minutes_estimated=any(v[3] for v in per_episode.values()),
         shows=[
             ShowRank(
                 rank=rank,
-                name=r["name"] or "Unknown show",
-                plays=r["plays"],
-                episodes=r["episodes"],
-                minutes=_minutes(r["ms"]),
+                name=show_names.get(k) or UNKNOWN_SHOW,
+                plays=n,
+                episodes=by_show[k][2],
+                minutes=_minutes(ms),
             )
-            for rank, r in enumerate(shows, start=1)
+            for rank, (k, ms, n) in enumerate(best_shows, start=1)
         ],
         episodes=[
             EpisodeRank(
                 rank=rank,
-                name=r["name"],
-                show=r["show"],
-                plays=r["plays"],
-                minutes=_minutes(r["ms"]),
+                name=episode_rows[k][0],
+                show=episode_rows[k][1],
+                plays=n,
+                minutes=_minutes(ms),
             )
-            for rank, r in enumerate(episodes, start=1)
+            for rank, (k, ms, n) in enumerate(best_episodes, start=1)
         ],
     )
 

@@ -377,3 +377,35 @@ def test_compare_periods_risers_fallers_and_ties_by_name(
         ("Xeno", 1, 2, 3, 1),
         ("Yarrow", 2, 3, 2, 1),
     ]
+
+
+def test_podcast_shows_and_episodes_rank_by_minutes_then_plays(user: Any, make_play: Any) -> None:
+    def episode(name: str, show: Album) -> Track:
+        return Track.objects.create(
+            uri=f"spotify:episode:{name}",
+            kind=Track.Kind.EPISODE,
+            name=name,
+            name_key=name.lower(),
+            album=show,
+            duration_ms=3_600_000,
+            first_source=Source.EXPORT_EXTENDED,
+        )
+
+    daily = Album.objects.create(name="Daily", name_key="daily")
+    weekly = Album.objects.create(name="Weekly", name_key="weekly")
+    d1, d2, w1 = episode("D1", daily), episode("D2", daily), episode("W1", weekly)
+    make_play(user, d1, at(10, 8), ms_played=1_200_000)  # 20 min
+    make_play(user, d2, at(11, 8), ms_played=1_200_000)  # 20 min
+    make_play(user, w1, at(12, 8), ms_played=2_700_000)  # 45 min
+    make_play(user, d2, at(13, 8), ms_played=10_000)  # short: left out
+    result = selectors.top_podcasts(user=user, window=window(user, days=30))
+    assert (result.plays, result.minutes, result.rule.short_plays_excluded) == (3, 85.0, 1)
+    assert [(s.name, s.plays, s.episodes, s.minutes) for s in result.shows] == [
+        ("Weekly", 1, 1, 45.0),
+        ("Daily", 2, 2, 40.0),
+    ]
+    assert [(e.name, e.show, e.minutes) for e in result.episodes] == [
+        ("W1", "Weekly", 45.0),
+        ("D1", "Daily", 20.0),  # ties with D2 on minutes and plays: the name decides
+        ("D2", "Daily", 20.0),
+    ]

@@ -158,10 +158,11 @@ def test_the_page_sums_the_window_once_and_shows_the_same_numbers(client, user, 
 
     with CaptureQueriesContext(connection) as queries:
         response, _ = _body(client, user, days=365)
-    per_track = [q for q in queries.captured_queries if q["sql"].startswith("WITH s(track_id")]
+    per_track = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH s(")]
     # One roll-up per (artist, album) with the ranked tracks, shared by the summary, the albums
-    # and the repeat rate.
-    assert len(per_track) == 1
+    # and the repeat rate; and one of the podcast episodes.
+    assert len(per_track) == 2
+    assert sum("k.kind = 'music'" in sql for sql in per_track) == 1
     report = response.context["report"]
     window = selectors.resolve_window(user=user, days=365)
     alone = selectors.repeat_rate(user=user, window=window, limit=10)
