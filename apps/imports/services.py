@@ -383,8 +383,11 @@ def _ingest(
     progress: Callable[[ImportJob], None] | None,
 ) -> None:
     counts = _Counts(job)
+    known_tracks: dict[str, int] = {}  # uri -> track id, resolved by an earlier batch
     for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
-        _write_batch(job, batch.records, batch.skips, counts, batch.position, batch.bytes_now)
+        _write_batch(
+            job, batch.records, batch.skips, counts, batch.position, batch.bytes_now, known_tracks
+        )
         if progress:
             progress(job)
 
@@ -396,6 +399,7 @@ def _write_batch(
     counts: _Counts,
     position: int,
     bytes_now: int,
+    known_tracks: dict[str, int],
 ) -> None:
     """Insert one batch and record the job's progress in the same transaction."""
     with transaction.atomic():
@@ -404,7 +408,9 @@ def _write_batch(
             # is redone by the rerun: no need to wait for the WAL flush.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        result = insert_plays(user=job.user, records=batch) if batch else None
+        result = (
+            insert_plays(user=job.user, records=batch, known_tracks=known_tracks) if batch else None
+        )
         if result is not None:
             counts.added += result.added
             counts.duplicates += result.duplicates
