@@ -266,6 +266,7 @@ def _insert_portable(
         existing[play.track_id].add(play)
 
     to_create: list[tuple[PlayRecord, int]] = []
+    pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
         near = existing[track_id]
@@ -284,11 +285,19 @@ def _insert_portable(
             ):
                 match = play
         if match is None:
-            pending = copy(record)
-            near.add(pending)  # type: ignore[arg-type]
-            to_create.append((pending, track_id))
+            near.add(record)  # type: ignore[arg-type]
+            pending[id(record)] = len(to_create)
+            to_create.append((record, track_id))
             continue
         result.duplicates += 1
+        if not isinstance(match, Play):
+            # A record of this batch: merge into a copy, never into the caller's record.
+            i = pending.pop(id(match))
+            near.remove(match)
+            match = copy(match)
+            near.add(match)
+            pending[id(match)] = i
+            to_create[i] = (match, to_create[i][1])
         old_at = match.played_at
         changed = _merge(match, record)
         if "played_at" in changed:
