@@ -256,13 +256,13 @@ def _insert_portable(
     result = InsertResult()
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     reach = tolerance + MINUTE
-    # Existing plays near the batch, for the exact and cross-source matches.
+    # Existing plays near the batch, for the exact and cross-source matches. The time span
+    # alone selects them (an index range): a list of the batch's track ids costs more to send
+    # than the few plays of other tracks it would leave out.
     lo = min(r.played_at for r in records) - reach
     hi = max(r.played_at for r in records) + reach
     existing: dict[int, _Near] = defaultdict(_Near)
-    for play in Play.objects.for_user(user).filter(
-        track_id__in=set(track_ids), played_at__gte=lo, played_at__lte=hi
-    ):
+    for play in Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi):
         existing[play.track_id].add(play)
 
     to_create: list[tuple[PlayRecord, int]] = []
