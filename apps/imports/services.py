@@ -10,6 +10,7 @@ removes the plays it added, so nothing half-written stays.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -384,12 +385,34 @@ def _ingest(
 ) -> None:
     counts = _Counts(job)
     known_tracks: dict[str, int] = {}  # uri -> track id, resolved by an earlier batch
-    for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
-        _write_batch(
-            job, batch.records, batch.skips, counts, batch.position, batch.bytes_now, known_tracks
-        )
-        if progress:
-            progress(job)
+    with _rare_collections():
+        for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
+            _write_batch(
+                job,
+                batch.records,
+                batch.skips,
+                counts,
+                batch.position,
+                batch.bytes_now,
+                known_tracks,
+            )
+            if progress:
+                progress(job)
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while an import runs (the setting is
+    process-wide). An import allocates millions of short-lived objects that reference counting
+    frees (records hold no cycles); with the default threshold the collector walked them every
+    700 allocations, 10-20% of an import's time on SQLite in `bench imports`. Memory stays
+    flat: only garbage cycles wait longer to be freed."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(100_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def _write_batch(
