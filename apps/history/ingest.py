@@ -36,6 +36,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.history.models import Play
 from apps.music.models import Source
+from apps.music.normalize import is_local_uri
 from apps.music.services import TrackInfo, resolve_tracks
 
 # How precise each source's played_at is; on a merge the most precise one is kept.
@@ -150,8 +151,9 @@ def _merge(play: Play | PlayRecord, record: PlayRecord) -> list[str]:
     return changed
 
 
-def _track_ids(records: Sequence[PlayRecord]) -> list[int]:
-    """The track id of each record; each distinct item is resolved once."""
+def _track_ids(records: Sequence[PlayRecord], known_tracks: dict[str, int] | None) -> list[int]:
+    """The track id of each record; each distinct item is resolved once, and an item whose
+    Spotify URI is in `known_tracks` (uri -> id, filled here) is not resolved again."""
     index: dict[tuple[object, ...], int] = {}
     infos: list[TrackInfo] = []
     positions: list[int] = []
@@ -163,17 +165,48 @@ def _track_ids(records: Sequence[PlayRecord]) -> list[int]:
             position = index[key] = len(infos)
             infos.append(info)
         positions.append(position)
-    ids = resolve_tracks(infos, source=records[0].source)
-    return [ids[p] for p in positions]
+    cache = {} if known_tracks is None else known_tracks
+    ids = [cache.get(info.uri) if _by_uri_alone(info) else None for info in infos]  # type: ignore[arg-type]
+    todo = [i for i, track_id in enumerate(ids) if track_id is None]
+    if todo:
+        resolved = resolve_tracks([infos[i] for i in todo], source=records[0].source)
+        if len(cache) + len(todo) > KNOWN_TRACKS_MAX:
+            cache.clear()
+        for i, track_id in zip(todo, resolved, strict=True):
+            ids[i] = track_id
+            if _by_uri_alone(infos[i]):
+                cache[infos[i].uri] = track_id  # type: ignore[index]
+    return [ids[p] for p in positions]  # type: ignore[misc]
+
+
+# A job's cache of resolved URIs stays under this many entries (memory stays flat).
+KNOWN_TRACKS_MAX = 200_000
+
+
+def _by_uri_alone(info: TrackInfo) -> bool:
+    """Whether the item resolves by its Spotify URI alone: a real URI, and no API credits or
+    album id to attach. Such tracks are never deleted (only local ones are merged away), so
+    their ids can be kept for a whole import."""
+    return (
+        info.uri is not None
+        and not is_local_uri(info.uri)
+        and not info.artists
+        and info.album_spotify_id is None
+    )
 
 
 @transaction.atomic
-def insert_plays(*, user: User, records: Sequence[PlayRecord]) -> InsertResult:
-    """Store a batch of plays for one user; the counts say what was new and what was known."""
+def insert_plays(
+    *, user: User, records: Sequence[PlayRecord], known_tracks: dict[str, int] | None = None
+) -> InsertResult:
+    """Store a batch of plays for one user; the counts say what was new and what was known.
+
+    `known_tracks` (uri -> track id) carries resolved tracks from one batch to the next of the
+    same import, so each item is looked up once per import instead of once per batch."""
     result = InsertResult()
     if not records:
         return result
-    track_ids = _track_ids(records)
+    track_ids = _track_ids(records, known_tracks)
     if connection.vendor == "postgresql":
         # One source per statement: rows of one source never match each other across sources.
         by_source: dict[str, list[int]] = defaultdict(list)
@@ -223,16 +256,17 @@ def _insert_portable(
     result = InsertResult()
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     reach = tolerance + MINUTE
-    # Existing plays near the batch, for the exact and cross-source matches.
+    # Existing plays near the batch, for the exact and cross-source matches. The time span
+    # alone selects them (an index range): a list of the batch's track ids costs more to send
+    # than the few plays of other tracks it would leave out.
     lo = min(r.played_at for r in records) - reach
     hi = max(r.played_at for r in records) + reach
     existing: dict[int, _Near] = defaultdict(_Near)
-    for play in Play.objects.for_user(user).filter(
-        track_id__in=set(track_ids), played_at__gte=lo, played_at__lte=hi
-    ):
+    for play in Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi):
         existing[play.track_id].add(play)
 
     to_create: list[tuple[PlayRecord, int]] = []
+    pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
     to_update: dict[int, tuple[Play, set[str]]] = {}
     for record, track_id in zip(records, track_ids, strict=True):
         near = existing[track_id]
@@ -251,11 +285,19 @@ def _insert_portable(
             ):
                 match = play
         if match is None:
-            pending = copy(record)
-            near.add(pending)  # type: ignore[arg-type]
-            to_create.append((pending, track_id))
+            near.add(record)  # type: ignore[arg-type]
+            pending[id(record)] = len(to_create)
+            to_create.append((record, track_id))
             continue
         result.duplicates += 1
+        if not isinstance(match, Play):
+            # A record of this batch: merge into a copy, never into the caller's record.
+            i = pending.pop(id(match))
+            near.remove(match)
+            match = copy(match)
+            near.add(match)
+            pending[id(match)] = i
+            to_create[i] = (match, to_create[i][1])
         old_at = match.played_at
         changed = _merge(match, record)
         if "played_at" in changed:

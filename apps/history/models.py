@@ -27,7 +27,8 @@ class Play(models.Model):
 
     Source = Source
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # No index of its own: the unique (user, track, played_at) index serves lookups by user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     track = models.ForeignKey(Track, on_delete=models.PROTECT)
     played_at = models.DateTimeField()
     ms_played = models.PositiveIntegerField(null=True, blank=True)
@@ -53,7 +54,8 @@ class Play(models.Model):
                 fields=["user", "track", "played_at"], name="play_unique_user_track_played_at"
             )
         ]
-        indexes = [models.Index(fields=["user", "played_at"], name="play_user_played_at")]
+        # The (user, played_at) index is play_user_time_cover, made in migrations 0002 and 0005:
+        # covering on PostgreSQL (INCLUDE track_id, ms_played, source), plain on SQLite.
 
     def __str__(self) -> str:
         return f"{self.track_id} at {self.played_at:%Y-%m-%d %H:%M:%S}"

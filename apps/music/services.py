@@ -9,8 +9,9 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 
-from apps.music.models import Album, Artist, Source, Track, TrackArtist
+from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import LOCAL_PREFIX, is_local_uri, local_track_uri
 from apps.music.normalize import normalize_name as _normalize_name
 
@@ -287,22 +288,13 @@ def _insert_tracks(
     rows: dict[str, tuple[str, str, str, int | None, int | None, int | None]], *, source: str
 ) -> None:
     if connection.vendor != "postgresql":
-        Track.objects.bulk_create(
-            [
-                Track(
-                    uri=uri,
-                    kind=kind,
-                    name=name,
-                    name_key=name_key,
-                    album_id=album_id,
-                    primary_artist_id=artist_id,
-                    duration_ms=duration_ms,
-                    first_source=source,
-                )
-                for uri, (kind, name, name_key, album_id, artist_id, duration_ms) in rows.items()
-            ],
-            ignore_conflicts=True,
-        )
+        # One executemany, without a model instance per row (most of the cost of bulk_create).
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                _INSERT_TRACK_ROW,
+                [(uri, *row, source, now) for uri, row in rows.items()],
+            )
         return
     columns: list[list[Any]] = [list(rows), *map(list, zip(*rows.values(), strict=True))]
     columns.append([source] * len(rows))
@@ -310,16 +302,25 @@ def _insert_tracks(
         cursor.execute(_INSERT_TRACKS, columns)
 
 
+_INSERT_TRACK_ROW = """
+INSERT INTO music_track (uri, kind, name, name_key, album_id, primary_artist_id, duration_ms,
+    first_source, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (uri) DO NOTHING
+"""
+_INSERT_CREDIT_ROW = """
+INSERT INTO music_trackartist (track_id, artist_id, position) VALUES (%s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+
+
 def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
     if not credits:
         return
-    if connection.vendor != "postgresql":
-        TrackArtist.objects.bulk_create(
-            [TrackArtist(track_id=t, artist_id=a, position=p) for t, a, p in credits],
-            ignore_conflicts=True,
-        )
-        return
     with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.executemany(_INSERT_CREDIT_ROW, credits)
+            return
         cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
 
 

@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
 from apps.music.models import Source, Track
@@ -90,3 +93,23 @@ def test_plays_of_other_users_never_match(user, other_user):
     record = PlayRecord(song(), at("2025-03-14T18:23:41"), Source.EXPORT_EXTENDED, 214306)
     insert_plays(user=user, records=[record])
     assert insert_plays(user=other_user, records=[record]).added == 1
+
+
+def test_a_track_resolved_by_an_earlier_batch_is_not_looked_up_again(user):
+    known: dict[str, int] = {}
+    first = PlayRecord(song(), at("2025-03-14T18:23:41"), Source.EXPORT_EXTENDED, 214306)
+    insert_plays(user=user, records=[first], known_tracks=known)
+    track = Track.objects.get(uri=URI)
+    assert known == {URI: track.pk}
+    later = PlayRecord(song(), at("2025-03-15T18:23:41"), Source.EXPORT_EXTENDED, 214306)
+    with CaptureQueriesContext(connection) as context:
+        insert_plays(user=user, records=[later], known_tracks=known)
+    assert not [q for q in context.captured_queries if "music_track" in q["sql"]]
+    assert list(Play.objects.for_user(user).values_list("track_id", flat=True)) == [track.pk] * 2
+
+
+def test_a_local_track_is_never_kept_between_batches(user):
+    known: dict[str, int] = {}
+    record = PlayRecord(song(uri=None), at("2025-03-14T18:23:41"), Source.EXPORT_EXTENDED, 1000)
+    insert_plays(user=user, records=[record], known_tracks=known)
+    assert known == {}
