@@ -159,8 +159,9 @@ class LogEvent(models.Model):
 
 
 class TrackTotal(models.Model):
-    """All-time sums of one user's plays of one track, kept exact by `apps.history.rollups` in
-    the same transaction as the plays. All-time analysis reads these rows instead of every play.
+    """All-time sums of one user's plays of one track, kept exact by the triggers of
+    `apps.history.totals` in the same transaction as the plays. All-time analysis reads these
+    rows instead of every play.
 
     Short plays are those with a known `ms_played` under `min_ms` (LISTEN_MIN_MS when counted).
     """
@@ -175,6 +176,14 @@ class TrackTotal(models.Model):
     ms_short = models.BigIntegerField(default=0)
     first_play_at = models.DateTimeField(null=True)
     first_listen_at = models.DateTimeField(null=True)
+    # The most plays and listens of this music track on one day of the user's time zone, and
+    # the latest such day: the all-time biggest single-day repeat without reading every play.
+    # Writes mark them stale; `totals.refresh_best_days` counts them again.
+    best_day_plays = models.PositiveIntegerField(db_default=0)
+    best_day_plays_on = models.DateField(null=True)
+    best_day_listens = models.PositiveIntegerField(db_default=0)
+    best_day_listens_on = models.DateField(null=True)
+    best_days_stale = models.BooleanField(db_default=True)
 
     class Meta:
         constraints = [
@@ -183,6 +192,9 @@ class TrackTotal(models.Model):
         indexes = [
             models.Index(fields=["user", "first_listen_at"], name="tracktotal_first_listen"),
             models.Index(fields=["user", "first_play_at"], name="tracktotal_first_play"),
+            models.Index(
+                fields=["user"], condition=models.Q(best_days_stale=True), name="tracktotal_stale"
+            ),
         ]
 
     def __str__(self) -> str:

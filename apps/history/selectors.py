@@ -1143,16 +1143,32 @@ def repeat_rate(
 
 def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | None:
     """The most listens of one track on one local day (ties: the latest day, then the track
-    name). Plays are counted per track and day alone; names are read for the winners only."""
-    days = (
-        window_plays(user, window)
-        .filter(rule.listen_q)
-        .exclude(track_id__in=Track.objects.exclude(kind=MUSIC).values("pk"))
-        .annotate(day=TruncDate("played_at", tzinfo=window.tz))
-        .values_list("track_id", "day")
-        .annotate(n=Count("*"))
-        .order_by("-n", "-day")
-    )
+    name). Plays are counted per track and day alone; names are read for the winners only.
+    All time in the user's own zone, each track's best day is kept in its TrackTotal row."""
+    days: QuerySet[Any]
+    if (
+        _all_time(window)
+        and play_totals.usable()
+        and play_totals.days_counted_in(user.pk, str(window.tz.key))
+    ):
+        play_totals.refresh_best_days(user.pk)  # usually nothing: imports and polls do it
+        n, on = ("plays", "plays_on") if rule.include_short else ("listens", "listens_on")
+        days = (
+            TrackTotal.objects.filter(user=user, **{f"best_day_{n}__gt": 0})
+            .annotate(day=F(f"best_day_{on}"), n=F(f"best_day_{n}"))
+            .values_list("track_id", "day", "n")
+            .order_by("-n", "-day")
+        )
+    else:
+        days = (
+            window_plays(user, window)
+            .filter(rule.listen_q)
+            .exclude(track_id__in=Track.objects.exclude(kind=MUSIC).values("pk"))
+            .annotate(day=TruncDate("played_at", tzinfo=window.tz))
+            .values_list("track_id", "day")
+            .annotate(n=Count("*"))
+            .order_by("-n", "-day")
+        )
     rows = list(days[:DAY_REPEAT_ROWS])
     if not rows:
         return None

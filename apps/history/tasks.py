@@ -5,7 +5,7 @@ from celery.exceptions import Retry
 
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyRateLimited, SpotifyUnavailable
-from apps.history import collection, services
+from apps.history import collection, services, totals
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def poll_user(self, user_id: int) -> str | None:
     except Exception:
         logger.exception("Poll of user %s failed", user_id, extra={"user": user_id})
         return "failed"
+    totals.refresh_best_days(user.pk)  # the tracks just played; see apps.history.totals
     return run.status
 
 

@@ -25,6 +25,8 @@ HOUR_TABLE = "history_hourtotal"
 TRACK_COLUMNS = ("plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_short")
 # Earliest play and earliest listen of a track, for "discovered in this window".
 FIRSTS = ("first_play_at", "first_listen_at")
+# Any change to a track's plays leaves its best day to be counted again (see refresh_best_days).
+STALE = "best_days_stale = true"
 HOUR_COLUMNS = (
     "plays",
     "podcast_plays",
@@ -84,6 +86,7 @@ def _add(
     names = [*keys, "min_ms", *columns, *(FIRSTS if firsts else ())]
     updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in columns]
     updates += [f"{c} = LEAST(t.{c}, EXCLUDED.{c})" for c in (FIRSTS if firsts else ())]
+    updates += [STALE] if firsts else []
     return (
         f"INSERT INTO {table} AS t ({', '.join(names)}) {select} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)};"
@@ -95,7 +98,7 @@ def _subtract(
 ) -> str:
     # An UPDATE, not an upsert: the rows exist, and a negative insert would fail its checks.
     names = ", ".join((*keys, "min_ms", *columns, *(FIRSTS if firsts else ())))
-    updates = ", ".join(f"{c} = t.{c} + d.{c}" for c in columns)
+    updates = ", ".join([f"{c} = t.{c} + d.{c}" for c in columns] + ([STALE] if firsts else []))
     match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
     return f"UPDATE {table} t SET {updates} FROM ({select}) AS d({names}) WHERE {match};"
 
@@ -137,6 +140,80 @@ def _prune(rows: str) -> str:
     )
 
 
+# --- The biggest day of each track ---------------------------------------------------------------
+# TrackTotal's best_day_* columns: the most plays (and listens) of a music track on one day of the
+# user's time zone, and the latest such day. Counting them on every write would double an
+# import's work, so a write only marks the track's row stale (in the upsert it already makes),
+# and `refresh_best_days` counts the stale tracks again: after an import or a poll, and before
+# the biggest day is read, so what is read is always exact. A change of zone marks all of a
+# user's tracks stale.
+
+# The zone a user's days are counted in: their zone, or UTC for a name the server does not know
+# (so nothing fails on it; the selectors then read plays for that zone).
+ZONE_FUNCTION = """
+CREATE OR REPLACE FUNCTION history_zone(name text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    PERFORM now() AT TIME ZONE name;
+    RETURN name;
+EXCEPTION WHEN invalid_parameter_value THEN
+    RETURN 'UTC';
+END $$"""
+
+
+def _best_recount(pairs: str, min_ms: int) -> str:
+    """Count every day of the (user_id, track_id) pairs' tracks again; they are then current."""
+    listen = f"(p.ms_played >= {min_ms} OR p.ms_played IS NULL)"
+    return f"""
+        UPDATE {TRACK_TABLE} t SET best_days_stale = false,
+            (best_day_plays, best_day_plays_on, best_day_listens, best_day_listens_on) = (
+                SELECT coalesce(max(c.plays), 0),
+                    (array_agg(c.day ORDER BY c.plays DESC, c.day DESC))[1],
+                    coalesce(max(c.listens), 0),
+                    (array_agg(c.day ORDER BY c.listens DESC, c.day DESC)
+                        FILTER (WHERE c.listens > 0))[1]
+                FROM (
+                    SELECT (p.played_at AT TIME ZONE o.tz)::date AS day, count(*) AS plays,
+                        count(*) FILTER (WHERE {listen}) AS listens
+                    FROM history_play p WHERE p.user_id = t.user_id AND p.track_id = t.track_id
+                    AND o.kind = 'music'
+                    GROUP BY 1
+                ) c)
+        FROM (
+            SELECT DISTINCT q.user_id, q.track_id, history_zone(u.timezone) AS tz, k.kind
+            FROM {pairs} q JOIN accounts_user u ON u.id = q.user_id
+            JOIN music_track k ON k.id = q.track_id
+        ) o
+        WHERE t.user_id = o.user_id AND t.track_id = o.track_id"""
+
+
+# A user's new zone leaves all their best days to be counted again.
+ZONE_CHANGED_SQL = [
+    "CREATE OR REPLACE FUNCTION history_user_zone_changed() RETURNS trigger "
+    f"LANGUAGE plpgsql AS $$ BEGIN UPDATE {TRACK_TABLE} SET {STALE} "
+    "WHERE user_id = NEW.id; RETURN NULL; END $$",
+    "DROP TRIGGER IF EXISTS history_user_zone_changed ON accounts_user",
+    "CREATE TRIGGER history_user_zone_changed AFTER UPDATE OF timezone ON accounts_user "
+    "FOR EACH ROW WHEN (OLD.timezone IS DISTINCT FROM NEW.timezone) "
+    "EXECUTE FUNCTION history_user_zone_changed()",
+]
+
+
+def refresh_best_days(user_id: int) -> int:
+    """Count the stale best days of one user's tracks again; the number of tracks counted.
+
+    The stale rows are locked first, so a write still in flight on one of them commits before
+    the count reads the plays (and marks it stale again after, if it comes later)."""
+    if not usable():
+        return 0
+    stale = f"SELECT user_id, track_id FROM {TRACK_TABLE} WHERE user_id = %s AND best_days_stale"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(stale + " FOR UPDATE", [user_id])
+        if not cursor.rowcount:
+            return 0
+        cursor.execute(_best_recount(f"({stale})", settings.LISTEN_MIN_MS), [user_id])
+        return cursor.rowcount
+
+
 def install_sql(min_ms: int) -> list[str]:
     """The functions and triggers that keep the totals exact, counting with min_ms."""
     functions = {
@@ -156,7 +233,9 @@ def install_sql(min_ms: int) -> list[str]:
     }
     sql = [
         "CREATE OR REPLACE FUNCTION history_totals_min_ms() RETURNS integer "
-        f"LANGUAGE sql IMMUTABLE AS $$ SELECT {int(min_ms)} $$"
+        f"LANGUAGE sql IMMUTABLE AS $$ SELECT {int(min_ms)} $$",
+        ZONE_FUNCTION,
+        *ZONE_CHANGED_SQL,
     ]
     for event, body in functions.items():
         sql += [
@@ -171,12 +250,15 @@ def install_sql(min_ms: int) -> list[str]:
 
 
 UNINSTALL_SQL = [
+    "DROP TRIGGER IF EXISTS history_user_zone_changed ON accounts_user",
+    "DROP FUNCTION IF EXISTS history_user_zone_changed()",
     *(
         f"DROP TRIGGER IF EXISTS history_play_totals_{e} ON history_play"
         for e in ("insert", "delete", "update")
     ),
     *(f"DROP FUNCTION IF EXISTS history_play_totals_{e}()" for e in ("insert", "delete", "update")),
     "DROP FUNCTION IF EXISTS history_totals_min_ms()",
+    "DROP FUNCTION IF EXISTS history_zone(text)",
 ]
 
 
@@ -187,6 +269,7 @@ def _recount_sql(min_ms: int, user_id: int | None) -> list[str]:
         f"DELETE FROM {TRACK_TABLE}{where}",
         f"DELETE FROM {HOUR_TABLE}{where}",
         _apply(rows, min_ms, 1),
+        _best_recount(f"(SELECT user_id, track_id FROM {TRACK_TABLE}{where})", min_ms) + ";",
     ]
 
 
@@ -217,6 +300,16 @@ def threshold() -> int | None:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'history_totals_min_ms'")
         row = cursor.fetchone()
     return int(row[0].split()[-1]) if row else None
+
+
+def days_counted_in(user_id: int, zone: str) -> bool:
+    """Whether the user's best days (TrackTotal.best_day_*) are days of `zone`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT history_zone(timezone) = %s FROM accounts_user WHERE id = %s", [zone, user_id]
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def usable() -> bool:

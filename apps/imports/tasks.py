@@ -4,6 +4,7 @@ import logging
 
 from celery import shared_task
 
+from apps.history import totals
 from apps.imports import services
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,11 @@ def ingest_import(self, job_id: int) -> str:
     except services.UserBusy:
         # One import per user at a time: wait for the running one.
         raise self.retry(countdown=30) from None
-    return job.status if job is not None else "nothing to do"
+    if job is None:
+        return "nothing to do"
+    # The plays are in; count each track's biggest day now rather than at the first question.
+    totals.refresh_best_days(job.user_id)
+    return job.status
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=240)

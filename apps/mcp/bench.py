@@ -28,6 +28,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.history import totals
 from apps.history.models import Play
 from apps.mcp import tools
 from apps.mcp.services import create_token
@@ -189,6 +190,8 @@ def build(*, heavy: int, total: int, users: int, seed: int = 5) -> User:
         for i, person in enumerate(people):
             count = heavy if i == 0 else (total - heavy) // (users - 1)
             _load(_plays(rng, person.pk, count, music, episodes, end))
+    for person in people:
+        totals.refresh_best_days(person.pk)  # as the worker does after an import
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE history_play")

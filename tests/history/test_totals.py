@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import zoneinfo
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -10,6 +12,7 @@ from django.core.management import call_command
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
+from apps.accounts.models import User
 from apps.history import selectors, totals
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import HourTotal, Play, TrackTotal
@@ -82,9 +85,54 @@ def actual_hours() -> set[tuple[Any, ...]]:
     )
 
 
+def _best(days: Counter[date]) -> tuple[int, date | None]:
+    """The most on one day, and the latest such day."""
+    if not days or max(days.values()) == 0:
+        return 0, None
+    n, day = max((n, day) for day, n in days.items())
+    return n, day
+
+
+def expected_best_days() -> set[tuple[Any, ...]]:
+    """Per user and music track, counted in Python in the user's zone: the most plays on one
+    day and the latest such day, and the same for listens."""
+    zones = {u.pk: zoneinfo.ZoneInfo(u.timezone) for u in User.objects.all()}
+    plays: dict[tuple[int, int], Counter[date]] = {}
+    listens: dict[tuple[int, int], Counter[date]] = {}
+    for user_id, track_id, kind, at, ms in Play.objects.values_list(
+        "user_id", "track_id", "track__kind", "played_at", "ms_played"
+    ):
+        key = (user_id, track_id)
+        plays.setdefault(key, Counter())
+        listens.setdefault(key, Counter())
+        if kind != "music":
+            continue
+        day = at.astimezone(zones[user_id]).date()
+        plays[key][day] += 1
+        listens[key][day] += ms is None or ms >= MIN
+    return {(*key, *_best(plays[key]), *_best(listens[key])) for key in plays}
+
+
+def actual_best_days() -> set[tuple[Any, ...]]:
+    for user in User.objects.all():
+        totals.refresh_best_days(user.pk)
+    assert not TrackTotal.objects.filter(best_days_stale=True).exists()
+    return set(
+        TrackTotal.objects.values_list(
+            "user_id",
+            "track_id",
+            "best_day_plays",
+            "best_day_plays_on",
+            "best_day_listens",
+            "best_day_listens_on",
+        )
+    )
+
+
 def assert_exact() -> None:
     assert actual_tracks() == expected_tracks()
     assert actual_hours() == expected_hours()
+    assert actual_best_days() == expected_best_days()
 
 
 def test_totals_follow_inserts_updates_relinks_and_deletes(
@@ -160,3 +208,81 @@ def test_a_new_threshold_stops_the_totals_until_they_are_rebuilt(
     assert totals.threshold() == 45_000 and totals.usable()
     assert TrackTotal.objects.get(user=user).short_plays == 1
     assert selectors.top_tracks(user=user, window=window).totals.listens == 0
+
+
+def test_best_days_follow_the_days_of_the_users_zone(
+    postgres: None, user: Any, make_track: Any, make_play: Any
+) -> None:
+    """Each track's biggest day: raised by inserts, recounted when its best day loses a play or
+    the user's zone changes; ties go to the latest day."""
+    User.objects.filter(pk=user.pk).update(timezone="America/Los_Angeles")
+    song = make_track("Song", "Artist")
+    # 2026-03-08 is the spring-forward day in Los Angeles; 06:30 UTC is still the 7th there.
+    for at in ("2026-03-08T06:30", "2026-03-08T09:00", "2026-03-08T10:00", "2026-03-09T20:00"):
+        make_play(user, song, datetime.fromisoformat(at).replace(tzinfo=UTC))
+    assert_exact()
+    best = TrackTotal.objects.get(user=user, track=song)
+    assert (best.best_day_listens, best.best_day_listens_on) == (2, date(2026, 3, 8))
+
+    # A tie on a later day takes the place; short plays count as plays, not as listens.
+    make_play(user, song, datetime(2026, 3, 10, 18, tzinfo=UTC))
+    make_play(user, song, datetime(2026, 3, 10, 19, tzinfo=UTC))
+    make_play(user, song, datetime(2026, 3, 11, 1, tzinfo=UTC), ms_played=5_000)  # the 10th there
+    assert_exact()
+    best.refresh_from_db()
+    assert (best.best_day_listens, best.best_day_listens_on) == (2, date(2026, 3, 10))
+    assert (best.best_day_plays, best.best_day_plays_on) == (3, date(2026, 3, 10))
+
+    # Losing plays on the best day falls back to the next best.
+    Play.objects.filter(user=user, played_at__date=date(2026, 3, 11)).delete()
+    Play.objects.filter(user=user, played_at=datetime(2026, 3, 10, 18, tzinfo=UTC)).delete()
+    assert_exact()
+    best.refresh_from_db()
+    assert (best.best_day_listens, best.best_day_listens_on) == (2, date(2026, 3, 8))
+
+    # In UTC the plays of the 8th fall on one day: three of them.
+    user.timezone = "UTC"
+    user.save(update_fields=["timezone"])
+    assert_exact()
+    best.refresh_from_db()
+    assert (best.best_day_listens, best.best_day_listens_on) == (3, date(2026, 3, 8))
+
+
+def test_the_biggest_day_reads_the_totals_in_the_users_zone_only(
+    postgres: None, user: Any, make_track: Any, make_play: Any
+) -> None:
+    User.objects.filter(pk=user.pk).update(timezone="America/Los_Angeles")
+    user.refresh_from_db()
+    song, other = make_track("Song", "Artist"), make_track("Other", "Artist")
+    for hour in (3, 5, 8):  # the 1st in Los Angeles at 03:00 and 05:00 UTC, the 2nd in UTC
+        make_play(user, song, datetime(2026, 3, 2, hour, tzinfo=UTC))
+    make_play(user, other, datetime(2026, 3, 2, 20, tzinfo=UTC))
+    make_play(user, other, datetime(2026, 3, 2, 21, tzinfo=UTC))
+    assert totals.days_counted_in(user.pk, "America/Los_Angeles")
+    assert not totals.days_counted_in(user.pk, "UTC")
+
+    def biggest(tz: str) -> tuple[str, date, int]:
+        window = selectors.resolve_window(user=user, days=0, tz=tz)
+        day = selectors.repeat_rate(user=user, window=window).biggest_day_repeat
+        assert day is not None
+        return day.track, day.date, day.listens
+
+    # From the totals: a tie of two on the 2nd (Other) and on the 1st (Song): the later wins.
+    assert biggest("America/Los_Angeles") == ("Other", date(2026, 3, 2), 2)
+    assert biggest("UTC") == ("Song", date(2026, 3, 2), 3)  # read from plays
+
+
+def test_a_zone_the_database_does_not_know_counts_days_in_utc(
+    postgres: None, user: Any, make_track: Any, make_play: Any
+) -> None:
+    """Writes never fail on a user's zone; the days are then UTC days, and only a UTC window
+    reads them."""
+    User.objects.filter(pk=user.pk).update(timezone="Nowhere/Else")
+    song = make_track("Song", "Artist")
+    make_play(user, song, datetime(2026, 3, 2, 23, tzinfo=UTC))
+    make_play(user, song, datetime(2026, 3, 3, 1, tzinfo=UTC))
+    assert totals.refresh_best_days(user.pk) == 1
+    best = TrackTotal.objects.get(user=user, track=song)
+    assert (best.best_day_listens, best.best_day_listens_on) == (1, date(2026, 3, 3))
+    assert totals.days_counted_in(user.pk, "UTC")
+    assert not totals.days_counted_in(user.pk, "Nowhere/Else")

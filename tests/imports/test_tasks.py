@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import Play
+from apps.history.models import Play, TrackTotal
 from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.music.models import Source
@@ -61,6 +61,14 @@ def test_upload_task_counts_then_the_same_zip_adds_nothing(
         0,
         {"no_item": 1},
     )
+    # Then the worker counts each track's biggest day (see apps.history.totals).
+    deadline = time.monotonic() + 20
+    while TrackTotal.objects.filter(user=user, best_days_stale=True).exists():
+        assert time.monotonic() < deadline, "the best days were not counted after the import"
+        time.sleep(0.1)
+    assert sorted(
+        TrackTotal.objects.filter(user=user).values_list("best_day_plays", "best_day_listens")
+    ) == [(1, 0), (1, 1), (1, 1)]
 
     again = wait_for_job(upload(client, content))
     assert (again.status, again.plays_added, again.duplicates) == ("succeeded", 0, 3)
