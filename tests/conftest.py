@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts import spotify
+from apps.accounts.models import SpotifyAccount, User
 from apps.history.models import Play
 from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import normalize_name
@@ -130,6 +133,34 @@ def make_play(db: None) -> Callable[..., Play]:
         )
 
     return make
+
+
+# Spotify faked at the HTTP layer with `responses`: its two base URLs, and a connected account.
+SPOTIFY_API = "https://api.test"
+SPOTIFY_ACCOUNTS = "https://accounts.test"
+
+
+@pytest.fixture
+def responses_spotify(settings: Any) -> Iterator[None]:
+    """The Spotify settings pointed at the `responses` URLs, with no app-wide pause around."""
+    settings.SPOTIFY_API_BASE_URL = SPOTIFY_API
+    settings.SPOTIFY_ACCOUNTS_BASE_URL = SPOTIFY_ACCOUNTS
+    settings.SPOTIFY_CLIENT_ID = "cid"
+    settings.SPOTIFY_CLIENT_SECRET = ""
+    cache.delete(spotify.PAUSE_CACHE_KEY)
+    yield
+    cache.delete(spotify.PAUSE_CACHE_KEY)
+
+
+@pytest.fixture
+def account(user: User) -> SpotifyAccount:
+    return SpotifyAccount.objects.create(
+        user=user,
+        spotify_id="alice-sp",
+        access_token="access-1",
+        refresh_token="refresh-1",
+        access_expires_at=timezone.now() + timedelta(hours=1),
+    )
 
 
 CHROMIUM = "/usr/bin/chromium"

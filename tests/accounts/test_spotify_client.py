@@ -11,34 +11,15 @@ from responses import matchers
 
 from apps.accounts import spotify
 from apps.accounts.models import SpotifyAccount
+from tests.conftest import SPOTIFY_ACCOUNTS as ACCOUNTS
+from tests.conftest import SPOTIFY_API as API
 
-API = "https://api.test"
-ACCOUNTS = "https://accounts.test"
 RECENT = f"{API}/v1/me/player/recently-played"
 TOKEN = f"{ACCOUNTS}/api/token"
 EMPTY: dict[str, object] = {"items": [], "next": None, "cursors": None, "limit": 50}
 
 
-@pytest.fixture(autouse=True)
-def spotify_settings(settings):
-    settings.SPOTIFY_API_BASE_URL = API
-    settings.SPOTIFY_ACCOUNTS_BASE_URL = ACCOUNTS
-    settings.SPOTIFY_CLIENT_ID = "cid"
-    settings.SPOTIFY_CLIENT_SECRET = ""
-    cache.delete(spotify.PAUSE_CACHE_KEY)
-    yield
-    cache.delete(spotify.PAUSE_CACHE_KEY)
-
-
-@pytest.fixture
-def account(user):
-    return SpotifyAccount.objects.create(
-        user=user,
-        spotify_id="alice-sp",
-        access_token="access-1",
-        refresh_token="refresh-1",
-        access_expires_at=timezone.now() + timedelta(hours=1),
-    )
+pytestmark = pytest.mark.usefixtures("responses_spotify")
 
 
 def bearer(token):

@@ -5,40 +5,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from django.core.cache import cache
 from django.utils import timezone
 
 from apps.accounts import spotify
-from apps.accounts.models import SpotifyAccount
 from apps.history import collection
 from apps.history.models import JobRun, Play, SyncCheckpoint
+from tests.conftest import SPOTIFY_API as API
 
 pytestmark = pytest.mark.django_db
 
-API = "https://api.test"
 RECENT = f"{API}/v1/me/player/recently-played"
 
 
 @pytest.fixture(autouse=True)
-def spotify_settings(settings):
-    settings.SPOTIFY_API_BASE_URL = API
-    settings.SPOTIFY_ACCOUNTS_BASE_URL = "https://accounts.test"
+def sync_limits(responses_spotify, settings):
     settings.INITIAL_SYNC_MAX_DAYS = 30
     settings.INITIAL_SYNC_MAX_REQUESTS = 200
-    cache.delete(spotify.PAUSE_CACHE_KEY)
-    yield
-    cache.delete(spotify.PAUSE_CACHE_KEY)
-
-
-@pytest.fixture
-def account(user):
-    return SpotifyAccount.objects.create(
-        user=user,
-        spotify_id="alice-sp",
-        access_token="access",
-        refresh_token="refresh",
-        access_expires_at=timezone.now() + timedelta(hours=1),
-    )
 
 
 def item(when, n):
