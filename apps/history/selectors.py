@@ -1146,12 +1146,7 @@ def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | N
     name). Plays are counted per track and day alone; names are read for the winners only.
     All time in the user's own zone, each track's best day is kept in its TrackTotal row."""
     days: QuerySet[Any]
-    if (
-        _all_time(window)
-        and play_totals.usable()
-        and play_totals.days_counted_in(user.pk, str(window.tz.key))
-    ):
-        play_totals.refresh_best_days(user.pk)  # usually nothing: imports and polls do it
+    if _all_time(window) and play_totals.best_days_current(user.pk, str(window.tz.key)):
         n, on = ("plays", "plays_on") if rule.include_short else ("listens", "listens_on")
         days = (
             TrackTotal.objects.filter(user=user, **{f"best_day_{n}__gt": 0})

@@ -201,17 +201,38 @@ ZONE_CHANGED_SQL = [
 def refresh_best_days(user_id: int) -> int:
     """Count the stale best days of one user's tracks again; the number of tracks counted.
 
-    The stale rows are locked first, so a write still in flight on one of them commits before
-    the count reads the plays (and marks it stale again after, if it comes later)."""
+    Rows a write in flight holds are skipped (they stay stale, and `best_days_current` says so):
+    this never waits on an import, so it can never deadlock with one."""
     if not usable():
         return 0
-    stale = f"SELECT user_id, track_id FROM {TRACK_TABLE} WHERE user_id = %s AND best_days_stale"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(stale + " FOR UPDATE", [user_id])
-        if not cursor.rowcount:
-            return 0
-        cursor.execute(_best_recount(f"({stale})", settings.LISTEN_MIN_MS), [user_id])
-        return cursor.rowcount
+        cursor.execute(
+            f"SELECT id FROM {TRACK_TABLE} WHERE user_id = %s AND best_days_stale "
+            "FOR UPDATE SKIP LOCKED",
+            [user_id],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if ids:
+            pairs = f"(SELECT user_id, track_id FROM {TRACK_TABLE} WHERE id = ANY(%s))"
+            cursor.execute(_best_recount(pairs, settings.LISTEN_MIN_MS), [ids])
+    return len(ids)
+
+
+def best_days_current(user_id: int, zone: str) -> bool:
+    """Whether the user's best days can answer for `zone`: all counted, in that zone. Counts
+    the stale ones first (usually none: imports and polls do it)."""
+    if not usable():
+        return False
+    refresh_best_days(user_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT history_zone(timezone) = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {TRACK_TABLE} WHERE user_id = %s AND best_days_stale"
+            ") FROM accounts_user WHERE id = %s",
+            [zone, user_id, user_id],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def install_sql(min_ms: int) -> list[str]:
@@ -300,16 +321,6 @@ def threshold() -> int | None:
         cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'history_totals_min_ms'")
         row = cursor.fetchone()
     return int(row[0].split()[-1]) if row else None
-
-
-def days_counted_in(user_id: int, zone: str) -> bool:
-    """Whether the user's best days (TrackTotal.best_day_*) are days of `zone`."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT history_zone(timezone) = %s FROM accounts_user WHERE id = %s", [zone, user_id]
-        )
-        row = cursor.fetchone()
-    return bool(row and row[0])
 
 
 def usable() -> bool:

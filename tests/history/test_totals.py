@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import zoneinfo
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 from typing import Any
 
+import pytest
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
@@ -258,8 +262,8 @@ def test_the_biggest_day_reads_the_totals_in_the_users_zone_only(
         make_play(user, song, datetime(2026, 3, 2, hour, tzinfo=UTC))
     make_play(user, other, datetime(2026, 3, 2, 20, tzinfo=UTC))
     make_play(user, other, datetime(2026, 3, 2, 21, tzinfo=UTC))
-    assert totals.days_counted_in(user.pk, "America/Los_Angeles")
-    assert not totals.days_counted_in(user.pk, "UTC")
+    assert totals.best_days_current(user.pk, "America/Los_Angeles")
+    assert not totals.best_days_current(user.pk, "UTC")
 
     def biggest(tz: str) -> tuple[str, date, int]:
         window = selectors.resolve_window(user=user, days=0, tz=tz)
@@ -284,5 +288,47 @@ def test_a_zone_the_database_does_not_know_counts_days_in_utc(
     assert totals.refresh_best_days(user.pk) == 1
     best = TrackTotal.objects.get(user=user, track=song)
     assert (best.best_day_listens, best.best_day_listens_on) == (1, date(2026, 3, 3))
-    assert totals.days_counted_in(user.pk, "UTC")
-    assert not totals.days_counted_in(user.pk, "Nowhere/Else")
+    assert totals.best_days_current(user.pk, "UTC")
+    assert not totals.best_days_current(user.pk, "Nowhere/Else")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_best_days_held_by_a_write_in_flight_are_read_from_plays(
+    postgres: None, user: Any, make_track: Any, make_play: Any
+) -> None:
+    """A refresh skips the rows another transaction holds and never waits on it; while any stay
+    stale, the biggest day is read from plays."""
+    song = make_track("Song", "Artist")
+    make_play(user, song, datetime(2026, 3, 2, 10, tzinfo=UTC))
+    assert totals.best_days_current(user.pk, "UTC")
+    make_play(user, song, datetime(2026, 3, 2, 11, tzinfo=UTC))  # stale again
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # a write in flight, on its own connection
+        try:
+            with transaction.atomic():
+                list(TrackTotal.objects.select_for_update().filter(user=user))
+                held.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(20)
+        started = time.monotonic()
+        assert not totals.best_days_current(user.pk, "UTC")
+        window = selectors.resolve_window(user=user, days=0, tz="UTC")
+        day = selectors.repeat_rate(user=user, window=window).biggest_day_repeat
+        assert time.monotonic() - started < 5  # nothing waited on the lock
+        assert day is not None and (day.track, day.date, day.listens) == (
+            "Song",
+            date(2026, 3, 2),
+            2,
+        )
+    finally:
+        release.set()
+        thread.join()
+    assert totals.best_days_current(user.pk, "UTC")
+    assert TrackTotal.objects.get(user=user).best_day_listens == 2
