@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from apps.imports.demo import extended_record
+
 
 def extended(
     ts: Any,
@@ -22,33 +24,10 @@ def extended(
     **fields: Any,
 ) -> dict[str, Any]:
     """One Extended streaming history record, as Spotify writes it."""
-    record = {
-        "ts": ts,
-        "platform": "android",
-        "ms_played": ms,
-        "conn_country": "FR",
-        "ip_addr": "203.0.113.42",
-        "master_metadata_track_name": track,
-        "master_metadata_album_artist_name": artist,
-        "master_metadata_album_album_name": album,
-        "spotify_track_uri": uri,
-        "episode_name": None,
-        "episode_show_name": None,
-        "spotify_episode_uri": None,
-        "audiobook_title": None,
-        "audiobook_uri": None,
-        "audiobook_chapter_uri": None,
-        "audiobook_chapter_title": None,
-        "reason_start": "clickrow",
-        "reason_end": "trackdone",
-        "shuffle": False,
-        "skipped": False,
-        "offline": False,
-        "offline_timestamp": 1741976407,
-        "incognito_mode": False,
-    }
-    record.update(fields)
-    return record
+    fields = {"offline_timestamp": 1741976407, **fields}
+    return extended_record(
+        ts, ms_played=ms, track=track, artist=artist, album=album, uri=uri, **fields
+    )
 
 
 def episode(ts: str, name: str, show: str, uri: str | None, ms: int = 1_200_000) -> dict[str, Any]:
