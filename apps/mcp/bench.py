@@ -2,10 +2,11 @@
 
 The data: one heavy user with 1 000 000 plays over ten years among ten users with 3 000 000 plays
 in all (`--quick`: a tenth). The catalogue (artists, albums, tracks, podcast shows) is created
-through `apps.music.services.resolve_tracks`, as imports do; the plays are loaded with
-PostgreSQL's COPY (the portable path inserts in batches), then ANALYZE. Tastes drift year by
-year, about 15% of plays are short, 3% are podcast episodes and the last two years carry API
-plays with unknown duration, so every rule the tools apply has work to do.
+by the imports. Each person's plays go in the way users' plays do: the export's as an Extended
+Streaming History ZIP through the import (`apps.imports.services.run_import`), then the API's
+through the bulk insert polls use; then VACUUM ANALYZE. Tastes drift year by year, about 15% of
+plays are short, 3% are podcast episodes and the last two years carry API plays with unknown
+duration, so every rule the tools apply has work to do.
 
 For each tool, two windows (the last 90 days, and all time) are called 20 times through the
 service layer (`apps.mcp.tools.call`) and 20 times over HTTP (`/api/tools/<name>` with a Bearer
@@ -16,55 +17,47 @@ from __future__ import annotations
 
 import random
 import statistics
+import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client, override_settings
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history import totals
+from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
+from apps.imports import services
+from apps.imports.demo import extended_record, write_export
+from apps.imports.models import ImportJob
 from apps.mcp import tools
 from apps.mcp.services import create_token
 from apps.music.models import Source, Track
-from apps.music.services import TrackInfo, resolve_tracks
+from apps.music.services import TrackInfo
 
 CALLS = 20
 YEARS = 10
 TARGET_90_MS = 50
 TARGET_ALL_MS = 100
 TARGET_SUMMARY_ALL_MS = 250
-COLUMNS = (
-    "user_id",
-    "track_id",
-    "played_at",
-    "ms_played",
-    "source",
-    "reason_start",
-    "reason_end",
-    "skipped",
-    "shuffle",
-    "offline",
-    "platform",
-    "conn_country",
-    "user_agent",
-    "export_username",
-    "created_at",
-)
 
 
-def _catalogue(rng: random.Random, artists: int, tracks: int) -> tuple[list[int], list[int]]:
-    """Music track ids (popularity order) and podcast episode ids, created like imports do."""
-    infos = []
+def _catalogue(
+    rng: random.Random, artists: int, tracks: int
+) -> tuple[list[TrackInfo], list[TrackInfo]]:
+    """The music tracks (popularity order) and podcast episodes the plays pick from."""
+    music = []
     for i in range(tracks):
         artist = i % artists
-        infos.append(
+        music.append(
             TrackInfo(
                 name=f"Track {i} {rng.choice(['Blue', 'Night', 'Gold', 'Rain', 'Fire'])}",
                 artist_name=f"Artist {artist}",
@@ -73,9 +66,6 @@ def _catalogue(rng: random.Random, artists: int, tracks: int) -> tuple[list[int]
                 duration_ms=rng.randint(120_000, 320_000),
             )
         )
-    music: list[int] = []
-    for start in range(0, len(infos), 5000):
-        music += resolve_tracks(infos[start : start + 5000], source=Source.EXPORT_EXTENDED)
     episodes = [
         TrackInfo(
             name=f"Episode {i}",
@@ -86,7 +76,7 @@ def _catalogue(rng: random.Random, artists: int, tracks: int) -> tuple[list[int]
         )
         for i in range(600)
     ]
-    return music, resolve_tracks(episodes, source=Source.EXPORT_EXTENDED)
+    return music, episodes
 
 
 # Plays by local hour (evenings heavy), as weights.
@@ -95,12 +85,13 @@ HOURS = [2, 1, 1, 1, 1, 2, 4, 7, 9, 8, 7, 7, 8, 7, 7, 8, 9, 10, 11, 12, 12, 10, 
 
 def _plays(
     rng: random.Random,
-    user_id: int,
     count: int,
-    music: list[int],
-    episodes: list[int],
+    music: list[TrackInfo],
+    episodes: list[TrackInfo],
     end: datetime,
-) -> Iterator[tuple[Any, ...]]:
+) -> Iterator[PlayRecord]:
+    """About `count` plays over YEARS years up to `end`, in time order: exports' plays, and
+    API plays (unknown duration) for about 30% of the last two years."""
     start = end - timedelta(days=365 * YEARS)
     span_days = (end - start).days
     weights = [1 / (rank + 10) ** 1.1 for rank in range(len(music))]
@@ -110,94 +101,102 @@ def _plays(
         total += w
         cum.append(total)
     api_from = end - timedelta(days=730)
-    now = timezone.now()
-    seen: set[tuple[int, datetime]] = set()
-    days = rng.choices(range(span_days), k=count)
-    hours = rng.choices(range(24), weights=HOURS, k=count)
-    picks = rng.choices(range(len(music)), cum_weights=cum, k=count)
-    for day, hour, pick in zip(days, hours, picks, strict=True):
-        played_at = start + timedelta(
-            days=day,
-            hours=hour,
-            seconds=rng.randrange(3600),
-            microseconds=rng.randrange(1000) * 1000,
-        )
-        if rng.random() < 0.03:
-            track = rng.choice(episodes)
-        else:
-            # Tastes drift: each year shifts which tracks are popular.
-            track = music[(pick + (day // 365) * 997) % len(music)]
-        if (track, played_at) in seen:
-            continue
-        seen.add((track, played_at))
-        short = rng.random() < 0.15
-        if played_at >= api_from and rng.random() < 0.3:
-            source, ms = Source.API.value, None
-        else:
-            source = Source.EXPORT_EXTENDED.value
-            ms = rng.randint(1_000, 29_000) if short else rng.randint(60_000, 300_000)
-        yield (
-            user_id,
-            track,
-            played_at,
-            ms,
-            source,
-            "trackdone",
-            "endplay" if short else "trackdone",
-            short,
-            False,
-            False,
-            "android",
-            "FR",
-            "",
-            "",
-            now,
-        )
+    per_day = Counter(rng.choices(range(span_days), k=count))
+    for day in sorted(per_day):
+        n = per_day[day]
+        hours = rng.choices(range(24), weights=HOURS, k=n)
+        picks = rng.choices(range(len(music)), cum_weights=cum, k=n)
+        plays = []
+        for hour, pick in zip(hours, picks, strict=True):
+            played_at = start + timedelta(
+                days=day,
+                hours=hour,
+                seconds=rng.randrange(3600),
+                microseconds=rng.randrange(1000) * 1000,
+            )
+            if rng.random() < 0.03:
+                track = rng.choice(episodes)
+            else:
+                # Tastes drift: each year shifts which tracks are popular.
+                track = music[(pick + (day // 365) * 997) % len(music)]
+            short = rng.random() < 0.15
+            if played_at >= api_from and rng.random() < 0.3:
+                record = PlayRecord(track=track, played_at=played_at, source=Source.API)
+            else:
+                ms = rng.randint(1_000, 29_000) if short else rng.randint(60_000, 300_000)
+                record = PlayRecord(
+                    track=track,
+                    played_at=played_at.replace(microsecond=0),
+                    source=Source.EXPORT_EXTENDED,
+                    ms_played=ms,
+                    reason_end="endplay" if short else "trackdone",
+                    skipped=short,
+                )
+            plays.append(record)
+        yield from sorted(plays, key=lambda r: r.played_at)
 
 
-def _load(rows: Iterator[tuple[Any, ...]]) -> int:
-    """COPY on PostgreSQL; batched bulk inserts elsewhere."""
-    n = 0
-    if connection.vendor == "postgresql":
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(f"COPY history_play ({', '.join(COLUMNS)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-                n += 1
-        return n
-    batch: list[Play] = []
-    for row in rows:
-        batch.append(Play(**dict(zip(COLUMNS, row, strict=True))))
-        if len(batch) == 10_000:
-            n += len(Play.objects.bulk_create(batch))
-            batch = []
-    return n + len(Play.objects.bulk_create(batch))
+def _export_record(play: PlayRecord) -> dict[str, Any]:
+    info = play.track
+    if info.kind == Track.Kind.EPISODE:
+        item = {"episode": info.name, "show": info.album_name, "episode_uri": info.uri}
+    else:
+        item = {
+            "track": info.name,
+            "artist": info.artist_name,
+            "album": info.album_name,
+            "uri": info.uri,
+        }
+    return extended_record(
+        play.played_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ms_played=play.ms_played,
+        **item,
+        reason_end=play.reason_end,
+        skipped=play.skipped,
+    )
+
+
+def _load(person: User, plays: Iterator[PlayRecord], folder: Path) -> None:
+    """One person's plays through the paths users' plays take: the export's through an import
+    of its ZIP, then the API's through the bulk insert that polls use."""
+    api: list[PlayRecord] = []
+
+    def exported() -> Iterator[dict[str, Any]]:
+        for play in plays:
+            if play.source == Source.API:
+                api.append(play)
+            else:
+                yield _export_record(play)
+
+    path = folder / f"{person.username}.zip"
+    write_export(path, exported())
+    job = services.create_local_job(user=person, path=path, queue=False)
+    done = services.run_import(job_id=job.pk)
+    assert done is not None and done.status == ImportJob.Status.SUCCEEDED, done and done.error
+    path.unlink()
+    for first in range(0, len(api), API_BATCH):
+        insert_plays(user=person, records=api[first : first + API_BATCH])
+    totals.refresh_best_days(person.pk)  # as the worker does after an import or a poll
+
+
+API_BATCH = 5_000
 
 
 def build(*, heavy: int, total: int, users: int, seed: int = 5) -> User:
     rng = random.Random(seed)
     end = datetime.combine(timezone.now().date(), datetime.min.time(), tzinfo=UTC)
-    with transaction.atomic():
-        music, episodes = _catalogue(
-            rng, artists=max(200, heavy // 200), tracks=max(2000, heavy // 16)
-        )
-        people = [
-            User.objects.create_user(username=f"bench{i}", password=None, timezone="Europe/Paris")
-            for i in range(users)
-        ]
+    music, episodes = _catalogue(rng, artists=max(200, heavy // 200), tracks=max(2000, heavy // 16))
+    people = [
+        User.objects.create_user(username=f"bench{i}", password=None, timezone="Europe/Paris")
+        for i in range(users)
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-tools-") as folder:
         for i, person in enumerate(people):
             count = heavy if i == 0 else (total - heavy) // (users - 1)
-            _load(_plays(rng, person.pk, count, music, episodes, end))
-    for person in people:
-        totals.refresh_best_days(person.pk)  # as the worker does after an import
+            _load(person, _plays(rng, count, music, episodes, end), Path(folder))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE history_play")
-            cursor.execute("ANALYZE music_track")
-            cursor.execute("ANALYZE music_artist")
-            cursor.execute("ANALYZE music_album")
+            cursor.execute("VACUUM ANALYZE")
     return people[0]
 
 
