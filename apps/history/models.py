@@ -166,7 +166,8 @@ class TrackTotal(models.Model):
     Short plays are those with a known `ms_played` under `min_ms` (LISTEN_MIN_MS when counted).
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # No index of its own: the unique (user, track) index serves lookups by user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     track = models.ForeignKey(Track, on_delete=models.CASCADE)
     min_ms = models.PositiveIntegerField()
     plays = models.PositiveIntegerField(default=0)
@@ -205,7 +206,8 @@ class HourTotal(models.Model):
     """One user's plays in one UTC hour, kept exact like TrackTotal. Heatmaps, timelines and
     days with data come from these rows for zones whose offsets are whole hours."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    # No index of its own: the unique (user, hour) index serves lookups by user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     hour = models.DateTimeField()
     min_ms = models.PositiveIntegerField()
     plays = models.PositiveIntegerField(default=0)  # every kind and length
