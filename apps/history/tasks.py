@@ -55,6 +55,7 @@ def initial_sync(self, user_id: int) -> str | None:
     except Exception:
         logger.exception("Initial sync of user %s failed", user_id, extra={"user": user_id})
         return "failed"
+    totals.refresh_best_days(user.pk)
     return run.status
 
 
