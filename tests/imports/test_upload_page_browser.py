@@ -39,12 +39,12 @@ def test_upload_shows_a_moving_progress_bar_then_the_counts(
         timeout=60_000,
     )
     first = page.evaluate("document.querySelector('progress.job-progress').value")
+    screenshot(page, "imports-progress")
     page.wait_for_function(
         f"() => {{ const p = document.querySelector('progress.job-progress');"
         f" return !p || p.value > {first}; }}",
         timeout=60_000,
     )
-    screenshot(page, "imports-progress")
 
     counts = page.wait_for_selector(".job-counts", timeout=120_000)
     job = ImportJob.objects.get()
