@@ -203,8 +203,10 @@ def refresh_best_days(user_id: int) -> int:
 
     Rows a write in flight holds are skipped (they stay stale, and `best_days_current` says so):
     this never waits on an import, so it can never deadlock with one."""
-    if not usable():
-        return 0
+    return _refresh_best_days(user_id) if usable() else 0
+
+
+def _refresh_best_days(user_id: int) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id FROM {TRACK_TABLE} WHERE user_id = %s AND best_days_stale "
@@ -223,7 +225,7 @@ def best_days_current(user_id: int, zone: str) -> bool:
     the stale ones first (usually none: imports and polls do it)."""
     if not usable():
         return False
-    refresh_best_days(user_id)
+    _refresh_best_days(user_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT history_zone(timezone) = %s AND NOT EXISTS ("
