@@ -29,3 +29,13 @@ def test_the_sign_in_page_uses_the_site_layout(client, db):
     body = client.get(reverse("account_login")).content.decode()
     assert "Sign In · Listening history</title>" in " ".join(body.split())
     assert 'class="site-header"' in body
+
+
+def test_the_pages_name_an_icon_and_favicon_ico_leads_to_it(client, db):
+    body = client.get(reverse("home")).content.decode()
+    assert '<link rel="icon" href="/static/img/favicon.svg" type="image/svg+xml">' in body
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (301, "/static/img/favicon.svg")
+    icon = client.get("/static/img/favicon.svg")
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content).startswith(b"<svg")
