@@ -17,7 +17,15 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from apps.history import services
-from apps.history.models import HourTotal, JobRun, LogEvent, Play, SyncCheckpoint, TrackTotal
+from apps.history.models import (
+    DayTotal,
+    HourTotal,
+    JobRun,
+    LogEvent,
+    Play,
+    SyncCheckpoint,
+    TrackTotal,
+)
 from apps.music.models import Track
 
 User = get_user_model()
@@ -276,7 +284,7 @@ class LogEventAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/history/logevent/purge.html", context)
 
 
-@admin.register(TrackTotal, HourTotal)
+@admin.register(TrackTotal, HourTotal, DayTotal)
 class PlayTotalAdmin(admin.ModelAdmin):
     """The pre-aggregated play totals, read-only: PostgreSQL triggers keep them exact."""
 

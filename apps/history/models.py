@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from apps.music.models import Source, Track
+from apps.music.models import Album, Artist, Source, Track
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -185,6 +185,26 @@ class TrackTotal(models.Model):
     best_day_listens = models.PositiveIntegerField(db_default=0)
     best_day_listens_on = models.DateField(null=True)
     best_days_stale = models.BooleanField(db_default=True)
+    # Copies of the track's artist, album, kind and length, kept equal to music_track's by the
+    # triggers, so that all-time roll-ups read this table alone.
+    artist = models.ForeignKey(
+        Artist,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    album = models.ForeignKey(
+        Album,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    kind = models.CharField(max_length=8, choices=Track.Kind.choices, db_default=Track.Kind.MUSIC)
+    duration_ms = models.PositiveIntegerField(null=True)
 
     class Meta:
         constraints = [
@@ -195,6 +215,15 @@ class TrackTotal(models.Model):
             models.Index(fields=["user", "first_play_at"], name="tracktotal_first_play"),
             models.Index(
                 fields=["user"], condition=models.Q(best_days_stale=True), name="tracktotal_stale"
+            ),
+            # The biggest single-day repeat of all time: the first row of one of these.
+            models.Index(
+                fields=["user", "-best_day_listens", "-best_day_listens_on"],
+                name="tracktotal_best_day_listens",
+            ),
+            models.Index(
+                fields=["user", "-best_day_plays", "-best_day_plays_on"],
+                name="tracktotal_best_day_plays",
             ),
         ]
 
@@ -230,3 +259,23 @@ class HourTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.hour:%Y-%m-%d %H}: {self.plays}"
+
+
+class DayTotal(models.Model):
+    """One user's plays on one day of their own time zone, kept exact like TrackTotal (and
+    counted again when the zone changes): the days with data of windows in the user's zone."""
+
+    # No index of its own: the unique (user, day) index serves lookups by user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    min_ms = models.PositiveIntegerField()
+    plays = models.PositiveIntegerField(default=0)  # every kind and length
+    music_short = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "day"], name="daytotal_unique_user_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day}: {self.plays}"

@@ -57,7 +57,7 @@ from django.db.models.functions import (
 from django.utils import timezone
 
 from apps.history import totals as play_totals
-from apps.history.models import HourTotal, JobRun, Play, SyncCheckpoint, TrackTotal
+from apps.history.models import DayTotal, HourTotal, JobRun, Play, SyncCheckpoint, TrackTotal
 from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import normalize_name
 
@@ -534,9 +534,11 @@ class Counted:
     PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
     `track__…` in `rows`.
 
-    `sums` gives one row per track; the database joins it to the catalogue and rolls it up per
-    (artist, album) in `groups`, or ranks the tracks in `best_tracks`, so only a few thousand
-    rows at most reach Python: totals, rankings and repeat figures come from those."""
+    `tracks` is the SQL (and its parameters) of one row per track: (track_id, artist_id,
+    album_id, listens, ms, plays of unknown duration), ms including the estimated minutes of
+    plays of unknown duration. The database rolls it up per (artist, album) in `groups`, or ranks
+    the tracks in `best_tracks`, so only a few thousand rows at most reach Python: totals,
+    rankings and repeat figures come from those."""
 
     def __init__(
         self,
@@ -545,25 +547,18 @@ class Counted:
         ms: Any,
         estimated: Any,
         *,
-        sums: QuerySet[Any],
-        kind: str,
+        tracks: tuple[str, tuple[Any, ...]],
     ) -> None:
         self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
-        # One row per track id: (track_id, listens, known ms, plays of unknown duration).
-        self.sums, self.kind = sums, kind
+        self.tracks = tracks
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown): the per-track
-        sums, with the estimated minutes of plays of unknown duration added to ms."""
-        sql, sums_params = self.sums.query.sql_with_params()
+        """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
+        sql, tracks_params = self.tracks
         with connection.cursor() as cursor:
-            cursor.execute(  # the inner SQL is Django's, with its parameters kept apart
-                f"WITH s(track_id, n, ms, unknown) AS ({sql}), "  # noqa: S608
-                "t(track_id, artist_id, album_id, n, ms, unknown) AS ("
-                "SELECT k.id, k.primary_artist_id, k.album_id, s.n, "
-                "COALESCE(s.ms, 0) + s.unknown * COALESCE(k.duration_ms, 0), s.unknown "
-                "FROM s JOIN music_track k ON k.id = s.track_id WHERE k.kind = %s) " + select,
-                (*sums_params, self.kind, *params),
+            cursor.execute(  # the inner SQL is built from constants and Django's, params apart
+                f"WITH t(track_id, artist_id, album_id, n, ms, unknown) AS ({sql}) " + select,
+                (*tracks_params, *params),
             )
             return cursor.fetchall()
 
@@ -740,22 +735,21 @@ def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
     if _all_time(window) and play_totals.usable():
         n = F("plays") if rule.include_short else F("plays") - F("short_plays")
         known = F("ms_long") + F("ms_short") if rule.include_short else F("ms_long")
-        ms = known + F("unknown_ms_plays") * Coalesce(F("track__duration_ms"), Value(0))
-        totals = TrackTotal.objects.filter(user=user).annotate(listen_n=n, known_ms=known)
+        ms = known + F("unknown_ms_plays") * Coalesce(F("duration_ms"), Value(0))
         rows = (
-            TrackTotal.objects.filter(user=user, track__kind=kind)
+            TrackTotal.objects.filter(user=user, kind=kind)
             .annotate(listen_n=n, listen_ms=ms)
             .filter(listen_n__gt=0)
+        )
+        tracks = rows.values_list(
+            "track_id", "artist_id", "album_id", "listen_n", "listen_ms", "unknown_ms_plays"
         )
         return Counted(
             rows,
             Sum("listen_n"),
             Sum("listen_ms"),
             Sum("unknown_ms_plays"),
-            sums=totals.filter(listen_n__gt=0).values_list(
-                "track_id", "listen_n", "known_ms", "unknown_ms_plays"
-            ),
-            kind=kind,
+            tracks=tracks.query.sql_with_params(),
         )
     listened = window_plays(user, window).filter(rule.listen_q)
     plays = listened.filter(track__kind=kind)
@@ -764,19 +758,26 @@ def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
         Count("*"),
         Sum(PLAYED_MS),
         Count("played_at", filter=Q(ms_played=None)),
-        sums=_play_sums(listened),
-        kind=kind,
+        tracks=_play_tracks(listened, kind),
     )
 
 
-def _play_sums(plays: QuerySet[Play]) -> QuerySet[Any]:
-    """Per track: listens, known ms and plays of unknown duration (for `Counted.sums`)."""
-    return (
+def _play_tracks(plays: QuerySet[Play], kind: str) -> tuple[str, tuple[Any, ...]]:
+    """`Counted.tracks` from plays: summed per track, then joined to the catalogue."""
+    sums, params = (
         plays.values_list("track_id")
         .annotate(
             n=Count("*"), ms=Sum("ms_played"), unknown=Count("played_at", filter=Q(ms_played=None))
         )
         .order_by()
+        .query.sql_with_params()
+    )
+    return (
+        "SELECT k.id, k.primary_artist_id, k.album_id, s.n, "  # noqa: S608 (Django's SQL inside)
+        "COALESCE(s.ms, 0) + s.unknown * COALESCE(k.duration_ms, 0), s.unknown "
+        f"FROM ({sums}) s JOIN music_track k ON k.id = s.track_id "
+        "WHERE k.kind = %s",
+        (*params, kind),
     )
 
 
@@ -832,6 +833,13 @@ def _days(user: User, window: Window) -> dict[date, int]:
 
 
 def _read_days(user: User, window: Window) -> dict[date, int]:
+    if play_totals.days_counted_in(user.pk, str(window.tz.key)):
+        days = DayTotal.objects.filter(user=user)
+        if window.start_date is not None:
+            days = days.filter(day__gte=window.start_date)
+        if window.end_date is not None:
+            days = days.filter(day__lte=window.end_date)
+        return dict(days.values_list("day", "music_short"))
     hours = _hours(user, window)
     if hours is not None:
         rows = (
@@ -1277,9 +1285,9 @@ def _artist_firsts(user: User, rule: Rule, ids: Iterable[int]) -> dict[int, date
     """The first listen ever of each artist."""
     if play_totals.usable():
         first = "first_play_at" if rule.include_short else "first_listen_at"
-        rows = TrackTotal.objects.filter(
-            user=user, track__kind=MUSIC, track__primary_artist_id__in=ids
-        ).values_list("track__primary_artist_id")
+        rows = TrackTotal.objects.filter(user=user, kind=MUSIC, artist_id__in=ids).values_list(
+            "artist_id"
+        )
         return dict(rows.annotate(first=Min(first)).exclude(first=None).order_by())
     return dict(
         Play.objects.for_user(user)
@@ -1306,11 +1314,11 @@ def _discovered(
         # Only artists with a track first heard inside the window can be new in it.
         first = "first_play_at" if rule.include_short else "first_listen_at"
         fresh = TrackTotal.objects.filter(
-            user=user, track__kind=MUSIC, **{f"{first}__gte": window.start_at}
+            user=user, kind=MUSIC, **{f"{first}__gte": window.start_at}
         )
         if window.end_at is not None:
             fresh = fresh.filter(**{f"{first}__lt": window.end_at})
-        candidates &= set(fresh.values_list("track__primary_artist_id", flat=True).distinct())
+        candidates &= set(fresh.values_list("artist_id", flat=True).distinct())
     firsts = _artist_firsts(user, rule, candidates) if candidates else {}
     found = [
         k
@@ -1390,7 +1398,7 @@ def top_podcasts(
     short = 0
     if not rule.include_short and _all_time(window) and play_totals.usable():
         short = (
-            TrackTotal.objects.filter(user=user, track__kind=Track.Kind.EPISODE).aggregate(
+            TrackTotal.objects.filter(user=user, kind=Track.Kind.EPISODE).aggregate(
                 n=Sum("short_plays")
             )["n"]
             or 0
@@ -1476,24 +1484,24 @@ def entity_stats(
     if type == "artist":
         rows = (
             source.rows.filter(track__primary_artist__name_key__contains=key)
-            .values(artist_id=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
+            .values(artist_key=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
             .annotate(n=source.listens)
             .order_by("-n")[:200]
         )
-        candidates = [(r["name"], None, r["n"], r["artist_id"]) for r in rows]
+        candidates = [(r["name"], None, r["n"], r["artist_key"]) for r in rows]
     elif type == "track":
         rows = (
             source.rows.filter(track__name_key__contains=key)
             .values(
-                artist_id=F("track__primary_artist_id"),
+                artist_key=F("track__primary_artist_id"),
                 name_key=F("track__name_key"),
-                artist=F("track__primary_artist__name"),
+                artist_name=F("track__primary_artist__name"),
             )
             .annotate(n=source.listens, name=Min("track__name"))
             .order_by("-n")[:200]
         )
         candidates = [
-            (r["name"], r["artist"], r["n"], (r["artist_id"], r["name_key"])) for r in rows
+            (r["name"], r["artist_name"], r["n"], (r["artist_key"], r["name_key"])) for r in rows
         ]
     else:
         raise QueryError("type must be artist or track.")
@@ -1553,8 +1561,7 @@ def entity_stats(
                     Count("*"),
                     Sum(PLAYED_MS),
                     Count("played_at", filter=Q(ms_played=None)),
-                    sums=_play_sums(plays),
-                    kind=MUSIC,
+                    tracks=_play_tracks(plays, MUSIC),
                 ),
                 row["listens"],
                 limit,

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce, TruncHour
 from apps.accounts.models import User
 from apps.history import selectors, totals
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import HourTotal, Play, TrackTotal
+from apps.history.models import DayTotal, HourTotal, Play, TrackTotal
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
 
@@ -27,7 +27,14 @@ MIN = 30_000
 
 
 def expected_tracks() -> set[tuple[Any, ...]]:
-    rows = Play.objects.values("user_id", "track_id").annotate(
+    rows = Play.objects.values(
+        "user_id",
+        "track_id",
+        "track__primary_artist_id",
+        "track__album_id",
+        "track__kind",
+        "track__duration_ms",
+    ).annotate(
         plays=Count("id"),
         short=Count("id", filter=Q(ms_played__lt=MIN)),
         unknown=Count("id", filter=Q(ms_played__isnull=True)),
@@ -44,6 +51,10 @@ def actual_tracks() -> set[tuple[Any, ...]]:
         TrackTotal.objects.values_list(
             "user_id",
             "track_id",
+            "artist_id",
+            "album_id",
+            "kind",
+            "duration_ms",
             "plays",
             "short_plays",
             "unknown_ms_plays",
@@ -133,9 +144,28 @@ def actual_best_days() -> set[tuple[Any, ...]]:
     )
 
 
+def expected_days() -> set[tuple[Any, ...]]:
+    """Per user and day of the user's zone, counted in Python: plays, and short music plays."""
+    zones = {u.pk: zoneinfo.ZoneInfo(u.timezone) for u in User.objects.all()}
+    plays: Counter[tuple[int, date]] = Counter()
+    short: Counter[tuple[int, date]] = Counter()
+    for user_id, kind, at, ms in Play.objects.values_list(
+        "user_id", "track__kind", "played_at", "ms_played"
+    ):
+        key = (user_id, at.astimezone(zones[user_id]).date())
+        plays[key] += 1
+        short[key] += kind == "music" and ms is not None and ms < MIN
+    return {(*key, n, short[key]) for key, n in plays.items()}
+
+
+def actual_days() -> set[tuple[Any, ...]]:
+    return set(DayTotal.objects.values_list("user_id", "day", "plays", "music_short"))
+
+
 def assert_exact() -> None:
     assert actual_tracks() == expected_tracks()
     assert actual_hours() == expected_hours()
+    assert actual_days() == expected_days()
     assert actual_best_days() == expected_best_days()
 
 
@@ -170,6 +200,41 @@ def test_totals_follow_inserts_updates_relinks_and_deletes(
     assert_exact()
     assert not TrackTotal.objects.filter(user=user).exists()
     assert not HourTotal.objects.filter(user=user).exists()
+
+
+def test_totals_follow_edits_of_the_track(
+    postgres: None, user: Any, other_user: Any, make_track: Any, make_play: Any
+) -> None:
+    """The copies of a track's artist, album, kind and length follow an edit (the admin's),
+    and so do the hours and best days those feed."""
+    song = make_track("Song", "Artist", "First album")
+    elsewhere = make_track("Elsewhere", "Other artist", "Second album")
+    t0 = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)
+    for i in range(3):
+        make_play(user, song, t0 + timedelta(hours=i), ms_played=None, source=Source.API)
+    make_play(user, song, t0 + timedelta(hours=5), ms_played=10_000)
+    make_play(other_user, song, t0)
+    make_play(user, elsewhere, t0 + timedelta(minutes=1))
+    assert_exact()
+
+    song.primary_artist, song.album = elsewhere.primary_artist, elsewhere.album
+    song.save()
+    assert_exact()
+    assert set(TrackTotal.objects.filter(track=song).values_list("artist_id", flat=True)) == {
+        elsewhere.primary_artist_id
+    }
+    song.duration_ms = 123_456  # the estimate for its plays of unknown duration
+    song.save()
+    assert_exact()
+    assert HourTotal.objects.get(user=user, hour=t0.replace(minute=0)).music_ms_estimated == 123_456
+    song.kind = Track.Kind.EPISODE  # no longer music: out of the listens and the best days
+    song.save()
+    assert_exact()
+    window = selectors.resolve_window(days=0, tz="UTC", user=user)
+    assert selectors.top_tracks(user=user, window=window).totals.listens == 1
+    Track.objects.filter(pk=song.pk).update(kind=Track.Kind.MUSIC, duration_ms=None)
+    assert_exact()
+    assert selectors.top_tracks(user=user, window=window).totals.listens == 4
 
 
 def test_totals_follow_the_insert_path_and_rebuild(postgres: None, user: Any) -> None:
@@ -290,6 +355,12 @@ def test_a_zone_the_database_does_not_know_counts_days_in_utc(
     assert (best.best_day_listens, best.best_day_listens_on) == (1, date(2026, 3, 3))
     assert totals.best_days_current(user.pk, "UTC")
     assert not totals.best_days_current(user.pk, "Nowhere/Else")
+    assert set(DayTotal.objects.values_list("day", "plays")) == {
+        (date(2026, 3, 2), 1),
+        (date(2026, 3, 3), 1),
+    }
+    assert totals.days_counted_in(user.pk, "UTC")
+    assert not totals.days_counted_in(user.pk, "Nowhere/Else")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -158,7 +158,7 @@ def test_the_page_sums_the_window_once_and_shows_the_same_numbers(client, user, 
 
     with CaptureQueriesContext(connection) as queries:
         response, _ = _body(client, user, days=365)
-    per_track = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH s(")]
+    per_track = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH t(")]
     # One roll-up per (artist, album) with the ranked tracks, shared by the summary, the albums
     # and the repeat rate; and one of the podcast episodes.
     assert len(per_track) == 2

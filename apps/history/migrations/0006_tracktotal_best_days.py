@@ -5,12 +5,9 @@ from django.db import migrations, models
 
 
 def install(apps, schema_editor):
-    # The triggers now mark each track's best day stale; reinstall them and recount.
-    if schema_editor.connection.vendor == "postgresql":
-        from apps.history import totals
-
-        with schema_editor.connection.cursor() as cursor:
-            totals.install(cursor)
+    # The triggers now mark each track's best day stale. Migration 0008 installs them and
+    # recounts: it runs the current code of apps.history.totals, which expects its columns.
+    pass
 
 
 def uninstall(apps, schema_editor):
