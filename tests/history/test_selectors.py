@@ -110,6 +110,28 @@ def test_top_tracks_break_ties_by_minutes(user: Any, data: Any) -> None:
         selectors.top_tracks(user=user, window=window(user, days=90), limit=51)
 
 
+@pytest.mark.parametrize("days", [90, 0])
+def test_top_tracks_tied_past_the_limit_rank_by_name(
+    user: Any, make_track: Any, make_play: Any, days: int
+) -> None:
+    """More tracks tie with the 50th than fit: names pick the last ones in."""
+    for i in range(55):
+        song = make_track(f"Song {i:02d}", "Artist")
+        for minute in range(2 if i >= 52 else 1):
+            make_play(user, song, at(10, 10, minute + i // 2), ms_played=100_000)
+    tracks = selectors.top_tracks(user=user, window=window(user, days=days), limit=50).tracks
+    assert [(t.rank, t.name, t.listens) for t in tracks[:4]] == [
+        (1, "Song 52", 2),
+        (2, "Song 53", 2),
+        (3, "Song 54", 2),
+        (4, "Song 00", 1),
+    ]
+    assert [(t.rank, t.name) for t in tracks[-2:]] == [(49, "Song 45"), (50, "Song 46")]
+    assert len(tracks) == 50
+    few = selectors.top_tracks(user=user, window=window(user, days=days), limit=2).tracks
+    assert [(t.rank, t.name) for t in few] == [(1, "Song 52"), (2, "Song 53")]
+
+
 def test_top_albums(user: Any, data: Any) -> None:
     result = selectors.top_albums(user=user, window=window(user, days=0))
     assert [(a.name, a.artist, a.listens, a.share_pct) for a in result.albums] == [
