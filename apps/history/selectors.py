@@ -23,6 +23,7 @@ import contextlib
 import contextvars
 import functools
 import heapq
+import operator
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -608,22 +609,14 @@ class Counted:
         return {k: (n, ms[k]) for k, n in listens.items()}
 
 
-def _best(
-    groups: dict[Any, tuple[int, int]], limit: int, names: dict[Any, str] | None = None
-) -> list[tuple[Any, int, int]]:
-    """The `limit` best keys by listens, then minutes, then normalised name (`names`, given for
-    the keys that tie; see `_tied`), then key."""
+def _best(groups: dict[Any, tuple[int, int]], limit: int) -> list[tuple[Any, int, int]]:
+    """The `limit` best keys by listens, then minutes (and whatever ties with the last of them),
+    in that order; `_ranked` orders the ties."""
     items: Iterable[tuple[Any, tuple[int, int]]] = groups.items()
-    if limit is not None and len(groups) > limit:
-        # Keep the first `limit` by (listens, minutes), and whatever ties with the last of them.
+    if len(groups) > limit:
         cutoff = heapq.nlargest(limit, groups.values())[-1]
         items = [kv for kv in items if kv[1] >= cutoff]
-    if names is None:
-        ordered = sorted(items, key=lambda kv: (-kv[1][0], -kv[1][1]))
-    else:
-        ordered = sorted(
-            items, key=lambda kv: (-kv[1][0], -kv[1][1], names.get(kv[0], ""), str(kv[0]))
-        )
+    ordered = sorted(items, key=operator.itemgetter(1), reverse=True)
     return [(k, v[0], v[1]) for k, v in ordered]
 
 
@@ -639,13 +632,21 @@ def _ranked(
     model: type[Any],
     unknown: str = UNKNOWN_ARTIST,
 ) -> list[tuple[Any, int, int]]:
-    """`_best` rows put in their final order: ties broken by the rows' normalised names (the
-    row without an artist or show, key None, is named `unknown`)."""
+    """`_best` rows (in order of listens and minutes) put in their final order: ties broken by
+    the rows' normalised names (the row without an artist or show, key None, is named
+    `unknown`), then keys."""
     tied = _tied(best)
     if tied:
         name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
         name_keys.setdefault(None, normalize_name(unknown))
-        best = _best({k: (n, m) for k, n, m in best}, len(best), name_keys)
+        runs: dict[tuple[int, int], list[tuple[Any, int, int]]] = {}
+        for row in best:
+            runs.setdefault((row[1], row[2]), []).append(row)
+        best = []
+        for run in runs.values():  # in the order of `best`
+            if len(run) > 1:
+                run.sort(key=lambda row: (name_keys.get(row[0], ""), str(row[0])))
+            best.extend(run)
     return best[:limit]
 
 
@@ -931,7 +932,7 @@ def _artist_order(c: Counted, limit: int | None = None) -> list[tuple[Any, int, 
     """(artist_id, listens, ms) by listens, then minutes, then name; all of them without a
     limit."""
     groups = c.grouped("artist_id")
-    return _ranked(_best(groups, limit or len(groups) or 1), limit, Artist)
+    return _ranked(_best(groups, limit or len(groups)), limit, Artist)
 
 
 def _artist_names(keys: Iterable[Any]) -> dict[Any, tuple[str, str | None]]:
