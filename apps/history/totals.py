@@ -87,11 +87,13 @@ def _hour_select(rows: str, min_ms: int, sign: int) -> str:
 
 
 def _zones(rows: str) -> str:
-    """(user_id, tz): the zone each user of the rows counts days in, looked up once a user."""
+    """(user_id, tz): the zone each user of the rows counts days in, looked up once a user.
+    OFFSET 0 keeps the planner from folding this into the outer query, which would call
+    history_zone (a subtransaction) once a row."""
     return (
         "(SELECT d.user_id, history_zone(u.timezone) AS tz "
         f"FROM (SELECT DISTINCT x.user_id FROM {rows} x) d "
-        "JOIN accounts_user u ON u.id = d.user_id)"
+        "JOIN accounts_user u ON u.id = d.user_id OFFSET 0)"
     )
 
 
@@ -220,8 +222,8 @@ def _best_recount(pairs: str, min_ms: int) -> str:
                     GROUP BY 1
                 ) c)
         FROM (
-            SELECT DISTINCT q.user_id, q.track_id, history_zone(u.timezone) AS tz, k.kind
-            FROM {pairs} q JOIN accounts_user u ON u.id = q.user_id
+            SELECT DISTINCT q.user_id, q.track_id, z.tz, k.kind
+            FROM {pairs} q JOIN {_zones(pairs)} z ON z.user_id = q.user_id
             JOIN music_track k ON k.id = q.track_id
         ) o
         WHERE t.user_id = o.user_id AND t.track_id = o.track_id"""
@@ -316,8 +318,8 @@ def _refresh_best_days(user_id: int) -> int:
         )
         ids = [row[0] for row in cursor.fetchall()]
         if ids:
-            pairs = f"(SELECT user_id, track_id FROM {TRACK_TABLE} WHERE id = ANY(%s))"
-            cursor.execute(_best_recount(pairs, settings.LISTEN_MIN_MS), [ids])
+            pairs = f"(SELECT user_id, track_id FROM {TRACK_TABLE} WHERE id = ANY(%(ids)s))"
+            cursor.execute(_best_recount(pairs, settings.LISTEN_MIN_MS), {"ids": ids})
     return len(ids)
 
 
