@@ -48,19 +48,27 @@ HOUR_COLUMNS = (
 
 
 def _track_select(rows: str, min_ms: int, sign: int) -> str:
-    """Per (user, track) sums of a set of play rows, times sign, and the track's copies."""
+    """Per (user, track) sums of a set of play rows, times sign, and the track's copies (joined
+    after summing: one catalogue row a track, not a play)."""
     copies = ", ".join(f"k.{column}" for column in COPIES.values())
     return f"""
-        SELECT r.user_id, r.track_id, {copies}, {min_ms},
-            {sign} * count(*),
-            {sign} * count(*) FILTER (WHERE r.ms_played < {min_ms}),
-            {sign} * count(*) FILTER (WHERE r.ms_played IS NULL),
-            {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played >= {min_ms}), 0),
-            {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played < {min_ms}), 0),
-            min(r.played_at),
-            min(r.played_at) FILTER (WHERE r.ms_played >= {min_ms} OR r.ms_played IS NULL)
-        FROM {rows} r JOIN music_track k ON k.id = r.track_id
-        GROUP BY r.user_id, r.track_id, k.id"""
+        SELECT s.user_id, s.track_id, {copies}, {min_ms}, s.plays, s.short_plays,
+            s.unknown_ms_plays, s.ms_long, s.ms_short, s.first_play_at, s.first_listen_at
+        FROM (
+            SELECT r.user_id, r.track_id,
+                {sign} * count(*) AS plays,
+                {sign} * count(*) FILTER (WHERE r.ms_played < {min_ms}) AS short_plays,
+                {sign} * count(*) FILTER (WHERE r.ms_played IS NULL) AS unknown_ms_plays,
+                {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played >= {min_ms}), 0)
+                    AS ms_long,
+                {sign} * coalesce(sum(r.ms_played) FILTER (WHERE r.ms_played < {min_ms}), 0)
+                    AS ms_short,
+                min(r.played_at) AS first_play_at,
+                min(r.played_at) FILTER (WHERE r.ms_played >= {min_ms} OR r.ms_played IS NULL)
+                    AS first_listen_at
+            FROM {rows} r
+            GROUP BY r.user_id, r.track_id
+        ) s JOIN music_track k ON k.id = s.track_id"""
 
 
 def _hour_select(rows: str, min_ms: int, sign: int) -> str:
