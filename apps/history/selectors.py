@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import msgspec
 from django.conf import settings
@@ -517,18 +517,18 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
 
 
-class Group(NamedTuple):
-    """The listens of one (artist, album) pair in a window, summed over its tracks; as
-    `Counted.columns`, each field holds that column of every pair."""
-
-    artist_id: int | None
-    album_id: int | None
-    listens: int
-    ms: int
-    tracks: int
-    estimated: int  # listens of unknown duration, counted with the track's length
-    repeated_tracks: int  # tracks heard more than once
-    repeated_listens: int  # listens to those tracks
+# The columns of the (artist, album) roll-up: the listens of one pair in a window, summed over
+# its tracks.
+GROUP_COLUMNS = (
+    "artist_id",
+    "album_id",
+    "listens",
+    "ms",
+    "tracks",
+    "estimated",  # listens of unknown duration, counted with the track's length
+    "repeated_tracks",  # tracks heard more than once
+    "repeated_listens",  # listens to those tracks
+)
 
 
 class Counted:
@@ -591,11 +591,11 @@ class Counted:
 
     @functools.cached_property
     def columns(self) -> dict[str, tuple[Any, ...]]:
-        """The (artist, album) pairs column by column: a tuple per Group field, for sums at C
-        speed rather than an object per pair."""
+        """The (artist, album) pairs column by column (a tuple per name in GROUP_COLUMNS), for
+        sums at C speed rather than an object per pair."""
         groups = self._read[0]
-        columns = zip(*groups, strict=True) if groups else [()] * len(Group._fields)
-        return dict(zip(Group._fields, columns, strict=True))
+        columns = zip(*groups, strict=True) if groups else [()] * len(GROUP_COLUMNS)
+        return dict(zip(GROUP_COLUMNS, columns, strict=True))
 
     def best_tracks(self, limit: int) -> list[tuple[int, int, int]]:
         """(track_id, listens, ms) of the `limit` best tracks by listens and minutes, and of

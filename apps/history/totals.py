@@ -29,9 +29,13 @@ TRACK_COLUMNS = ("plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_shor
 FIRSTS = ("first_play_at", "first_listen_at")
 # Any change to a track's plays leaves its best day to be counted again (see refresh_best_days).
 STALE = "best_days_stale = true"
-# Copies of the track's columns in its TrackTotal rows (see TRACK_CHANGED_SQL).
-COPIES = {"artist_id": "primary_artist_id", "album_id": "album_id", "kind": "kind"}
-COPIES |= {"duration_ms": "duration_ms"}
+# TrackTotal's copies of its track's columns (copy: music_track column; see _track_changed_sql).
+COPIES = {
+    "artist_id": "primary_artist_id",
+    "album_id": "album_id",
+    "kind": "kind",
+    "duration_ms": "duration_ms",
+}
 HOUR_COLUMNS = (
     "plays",
     "podcast_plays",
