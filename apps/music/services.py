@@ -43,8 +43,8 @@ class TrackInfo:
         return self.uri or local_track_uri(self.artist_name, self.name, self.album_name)
 
 
-def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, Artist]:
-    """Artists by name key, created where missing; Spotify ids attached when first known."""
+def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, int]:
+    """Artist ids by name key, created where missing; Spotify ids attached when first known."""
     wanted: dict[str, tuple[str, str | None]] = {}
     for name, spotify_id in names_and_ids:
         key = normalize_name(name)
@@ -52,7 +52,12 @@ def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, Artis
             wanted[key] = (name, spotify_id)
     if not wanted:
         return {}
-    found = {a.name_key: a for a in Artist.objects.filter(name_key__in=wanted)}
+
+    def fetch() -> dict[str, tuple[int, str | None]]:
+        rows = Artist.objects.filter(name_key__in=wanted)
+        return {key: (pk, sid) for key, pk, sid in rows.values_list("name_key", "pk", "spotify_id")}
+
+    found = fetch()
     missing = [
         Artist(name=name[:512], name_key=key[:512])
         for key, (name, _) in wanted.items()
@@ -60,77 +65,78 @@ def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, Artis
     ]
     if missing:
         Artist.objects.bulk_create(missing, ignore_conflicts=True)
-        found = {a.name_key: a for a in Artist.objects.filter(name_key__in=wanted)}
+        found = fetch()
     for key, (_, spotify_id) in wanted.items():
-        artist = found[key]
-        if spotify_id and artist.spotify_id is None:
-            updated = Artist.objects.filter(pk=artist.pk, spotify_id__isnull=True).exclude(
+        pk, known_id = found[key]
+        if spotify_id and known_id is None:
+            Artist.objects.filter(pk=pk, spotify_id__isnull=True).exclude(
                 pk__in=Artist.objects.filter(spotify_id=spotify_id).values("pk")
-            )
-            if updated.update(spotify_id=spotify_id):
-                artist.spotify_id = spotify_id
-    return found
+            ).update(spotify_id=spotify_id)
+    return {key: pk for key, (pk, _) in found.items()}
 
 
-def _albums(
-    infos: Sequence[TrackInfo], artists: dict[str, Artist]
-) -> dict[tuple[int | None, str], Album]:
-    wanted: dict[tuple[int | None, str], TrackInfo] = {}
+# An album: (primary artist id, name key).
+AlbumKey = tuple[int | None, str]
+
+
+def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKey, int]:
+    """Album ids by (artist id, name key), created where missing; Spotify ids attached when
+    first known."""
+    wanted: dict[AlbumKey, TrackInfo] = {}
     for info in infos:
         key = normalize_name(info.album_name)
         if key:
-            artist = artists.get(normalize_name(info.artist_name))
-            wanted.setdefault((artist.pk if artist else None, key), info)
+            wanted.setdefault((artists.get(normalize_name(info.artist_name)), key), info)
     if not wanted:
         return {}
 
-    def fetch() -> dict[tuple[int | None, str], Album]:
+    def fetch(keys: Iterable[AlbumKey]) -> dict[AlbumKey, tuple[int, str | None]]:
+        keys = set(keys)
         if connection.vendor == "postgresql":
-            return _fetch_albums_postgresql(wanted)
-        artist_ids = {a for a, _ in wanted}
+            return _fetch_albums_postgresql(keys)
+        artist_ids = {a for a, _ in keys}
         by_artist = Q(artist_id__in=artist_ids - {None})
         if None in artist_ids:
             by_artist |= Q(artist__isnull=True)
-        rows = Album.objects.filter(by_artist, name_key__in={k for _, k in wanted})
-        return {(a.artist_id, a.name_key): a for a in rows if (a.artist_id, a.name_key) in wanted}
-
-    found = fetch()
-    missing = [
-        Album(
-            name=(info.album_name or "")[:512],
-            name_key=key[:512],
-            artist_id=artist_id,
+        rows = Album.objects.filter(by_artist, name_key__in={k for _, k in keys}).values_list(
+            "artist_id", "name_key", "pk", "spotify_id"
         )
+        return {(a, k): (pk, sid) for a, k, pk, sid in rows if (a, k) in keys}
+
+    found = fetch(wanted)
+    missing = [
+        ((info.album_name or "")[:512], key[:512], artist_id)
         for (artist_id, key), info in wanted.items()
         if (artist_id, key) not in found
     ]
     if missing:
         if connection.vendor == "postgresql":
+            # The new rows come back; only those another writer added first are fetched.
             with connection.cursor() as cursor:
-                cursor.execute(
-                    _INSERT_ALBUMS,
-                    [
-                        [a.name for a in missing],
-                        [a.name_key for a in missing],
-                        [a.artist_id for a in missing],
-                    ],
-                )
+                columns = [list(column) for column in zip(*missing, strict=True)]
+                cursor.execute(_INSERT_ALBUMS, columns)
+                found.update(((a, k), (pk, None)) for pk, a, k in cursor.fetchall())
         else:
-            Album.objects.bulk_create(missing, ignore_conflicts=True)
-        found = fetch()
-    for (artist_id, key), info in wanted.items():
-        album = found[(artist_id, key)]
-        if info.album_spotify_id and album.spotify_id is None:
-            Album.objects.filter(pk=album.pk, spotify_id__isnull=True).exclude(
+            Album.objects.bulk_create(
+                [Album(name=n, name_key=k, artist_id=a) for n, k, a in missing],
+                ignore_conflicts=True,
+            )
+        if len(found) < len(wanted):
+            found.update(fetch(album for album in wanted if album not in found))
+    for album, info in wanted.items():
+        pk, known_id = found[album]
+        if info.album_spotify_id and known_id is None:
+            Album.objects.filter(pk=pk, spotify_id__isnull=True).exclude(
                 pk__in=Album.objects.filter(spotify_id=info.album_spotify_id).values("pk")
             ).update(spotify_id=info.album_spotify_id)
-    return found
+    return {key: pk for key, (pk, _) in found.items()}
 
 
 _INSERT_ALBUMS = """
 INSERT INTO music_album (name, name_key, artist_id, created_at)
 SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[]) AS u
 ON CONFLICT DO NOTHING
+RETURNING id, artist_id, name_key
 """
 _FETCH_ALBUMS = """
 SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
@@ -142,21 +148,16 @@ WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
 """
 
 
-def _fetch_albums_postgresql(
-    wanted: dict[tuple[int | None, str], TrackInfo],
-) -> dict[tuple[int | None, str], Album]:
-    with_artist = [(a, k) for a, k in wanted if a is not None]
-    without = [k for a, k in wanted if a is None]
+def _fetch_albums_postgresql(keys: set[AlbumKey]) -> dict[AlbumKey, tuple[int, str | None]]:
+    with_artist = [(a, k) for a, k in keys if a is not None]
+    without = [k for a, k in keys if a is None]
     with connection.cursor() as cursor:
         cursor.execute(
             _FETCH_ALBUMS,
             [[a for a, _ in with_artist], [k for _, k in with_artist], without],
         )
         rows = cursor.fetchall()
-    return {
-        (artist_id, key): Album(id=pk, artist_id=artist_id, name_key=key, spotify_id=spotify_id)
-        for pk, artist_id, key, spotify_id in rows
-    }
+    return {(artist_id, key): (pk, sid) for pk, artist_id, key, sid in rows}
 
 
 def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:
@@ -212,7 +213,7 @@ def _upsert_tracks(
     by_name: dict[tuple[str, str], int] = {}
     nameless = {info.key for info in infos if info.uri is None}
     if nameless:
-        artist_ids = {artists[a].pk for a, _ in nameless if a in artists}
+        artist_ids = {artists[a] for a, _ in nameless if a in artists}
         candidates = Track.objects.filter(
             primary_artist_id__in=artist_ids, name_key__in={n for _, n in nameless}
         ).values_list("id", "uri", "primary_artist__name_key", "name_key")
@@ -228,18 +229,16 @@ def _upsert_tracks(
         if uri in known or uri in new or (info.uri is None and info.key in by_name):
             continue
         artist = artists.get(normalize_name(info.artist_name))
-        album = albums.get((artist.pk if artist else None, normalize_name(info.album_name)), None)
         new[uri[:128]] = (
             info.kind,
             (info.name or "")[:512],
             normalize_name(info.name)[:512],
-            album.pk if album else None,
-            artist.pk if artist else None,
+            albums.get((artist, normalize_name(info.album_name))),
+            artist,
             info.duration_ms,
         )
     if new:
-        _insert_tracks(new, source=source)
-        known.update(_ids_by_uri(set(new)))
+        known.update(_insert_tracks(new, source=source))
         real = [
             (known[uri], row[4], row[2])
             for uri, row in new.items()
@@ -253,7 +252,7 @@ def _upsert_tracks(
                     for key, track_id in mapping.items():
                         mapping[key] = merged.get(track_id, track_id)  # type: ignore[index]
         credits = [
-            (known[info.resolved_uri], artists[key].pk, pos)
+            (known[info.resolved_uri], artists[key], pos)
             for info in infos
             if info.resolved_uri in new
             for pos, key in enumerate(
@@ -276,6 +275,7 @@ INSERT INTO music_track (uri, kind, name, name_key, album_id, primary_artist_id,
 SELECT u.*, now() FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[],
     %s::bigint[], %s::bigint[], %s::integer[], %s::varchar[]) AS u
 ON CONFLICT (uri) DO NOTHING
+RETURNING uri, id
 """
 _INSERT_CREDITS = """
 INSERT INTO music_trackartist (track_id, artist_id, position)
@@ -286,7 +286,8 @@ ON CONFLICT DO NOTHING
 
 def _insert_tracks(
     rows: dict[str, tuple[str, str, str, int | None, int | None, int | None]], *, source: str
-) -> None:
+) -> dict[str, int]:
+    """Insert the tracks (by uri) not in the catalogue yet; the id of each, new or not."""
     if connection.vendor != "postgresql":
         # One executemany, without a model instance per row (most of the cost of bulk_create).
         now = connection.ops.adapt_datetimefield_value(timezone.now())
@@ -295,11 +296,14 @@ def _insert_tracks(
                 _INSERT_TRACK_ROW,
                 [(uri, *row, source, now) for uri, row in rows.items()],
             )
-        return
+        return _ids_by_uri(set(rows))
     columns: list[list[Any]] = [list(rows), *map(list, zip(*rows.values(), strict=True))]
     columns.append([source] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_TRACKS, columns)
+        ids = dict(cursor.fetchall())
+    # Tracks another writer added first are not returned.
+    return ids | _ids_by_uri(set(rows) - ids.keys()) if len(ids) < len(rows) else ids
 
 
 _INSERT_TRACK_ROW = """

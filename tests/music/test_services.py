@@ -1,0 +1,89 @@
+"""The catalogue writes: artists, albums and tracks found or created once, whoever wrote first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.music import services
+from apps.music.models import Album, Artist, Source, Track, TrackArtist
+from apps.music.services import TrackInfo, resolve_tracks
+
+
+def infos() -> list[TrackInfo]:
+    return [
+        TrackInfo(name="Halo", artist_name="Beyoncé", album_name="I Am", uri="spotify:track:h"),
+        TrackInfo(name="Halo", artist_name="BEYONCE", album_name="i am", uri="spotify:track:h"),
+        TrackInfo(name="Sweet Dreams", artist_name="Beyonce", album_name="I Am"),
+        TrackInfo(
+            name="Hoppípolla",
+            artist_name="Sigur Rós",
+            album_name="Takk...",
+            uri="spotify:track:s",
+            album_spotify_id="album-takk",
+            artists=(("Sigur Rós", "artist-sr"), ("Guest", None)),
+        ),
+    ]
+
+
+def test_items_resolve_to_one_row_each_and_again_to_the_same_ids(db: None) -> None:
+    ids = resolve_tracks(infos(), source=Source.EXPORT_EXTENDED)
+    assert ids[0] == ids[1] != ids[2]
+    assert sorted(Artist.objects.values_list("name", "spotify_id")) == [
+        ("Beyoncé", None),
+        ("Guest", None),
+        ("Sigur Rós", "artist-sr"),
+    ]
+    assert sorted(Album.objects.values_list("name", "artist__name", "spotify_id")) == [
+        ("I Am", "Beyoncé", None),
+        ("Takk...", "Sigur Rós", "album-takk"),
+    ]
+    tracks = Track.objects.order_by("pk")
+    assert [(t.name, t.album.name, t.primary_artist.name) for t in tracks] == [  # type: ignore[union-attr]
+        ("Halo", "I Am", "Beyoncé"),
+        ("Sweet Dreams", "I Am", "Beyoncé"),
+        ("Hoppípolla", "Takk...", "Sigur Rós"),
+    ]
+    assert Track.objects.get(pk=ids[2]).uri.startswith("local:")
+    credits = TrackArtist.objects.filter(track_id=ids[3]).order_by("position")
+    assert [(c.artist.name, c.position) for c in credits] == [("Sigur Rós", 0), ("Guest", 1)]
+
+    assert resolve_tracks(infos(), source=Source.API) == ids
+    assert (Artist.objects.count(), Album.objects.count(), Track.objects.count()) == (3, 2, 3)
+
+
+def test_a_track_another_writer_added_first_is_found(db: None) -> None:
+    """The insert skips what exists; the ids of those rows are read back."""
+    resolve_tracks(infos()[:1])
+    existing = Track.objects.get(uri="spotify:track:h")
+    row = (Track.Kind.MUSIC, "Other", "other", None, None, 1000)
+    ids = services._insert_tracks(
+        {"spotify:track:h": row, "spotify:track:new": row}, source=Source.API
+    )
+    assert ids == {
+        "spotify:track:h": existing.pk,
+        "spotify:track:new": Track.objects.get(uri="spotify:track:new").pk,
+    }
+    assert Track.objects.get(pk=existing.pk).name == "Halo"
+
+
+def test_an_album_another_writer_added_first_is_found(
+    postgres: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The album is missing at the lookup, then exists at the insert (another import won)."""
+    resolve_tracks(infos()[:1])
+    album = Album.objects.get()
+    real = services._fetch_albums_postgresql
+    calls: list[Any] = []
+
+    def first_misses(keys: Any) -> Any:
+        calls.append(keys)
+        return {} if len(calls) == 1 else real(keys)
+
+    monkeypatch.setattr(services, "_fetch_albums_postgresql", first_misses)
+    info = TrackInfo(name="Halo 2", artist_name="Beyoncé", album_name="I Am", uri="spotify:track:2")
+    [track_id] = resolve_tracks([info])
+    assert len(calls) == 2
+    assert Track.objects.get(pk=track_id).album_id == album.pk
+    assert Album.objects.count() == 1
