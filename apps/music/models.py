@@ -32,7 +32,10 @@ class Artist(models.Model):
 class Album(models.Model):
     name = models.CharField(max_length=512)
     name_key = models.CharField(max_length=512)
-    artist = models.ForeignKey(Artist, null=True, blank=True, on_delete=models.PROTECT)
+    # No index of its own: the unique (artist, name_key) index serves lookups by artist.
+    artist = models.ForeignKey(
+        Artist, null=True, blank=True, on_delete=models.PROTECT, db_index=False
+    )
     spotify_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -61,9 +64,15 @@ class Track(models.Model):
     name = models.CharField(max_length=512)
     name_key = models.CharField(max_length=512)
     album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.PROTECT)
-    # The artist a play counts for: the first API artist, or the export's album artist.
+    # The artist a play counts for: the first API artist, or the export's album artist. No
+    # index of its own: the (primary_artist, name_key) index serves lookups by artist.
     primary_artist = models.ForeignKey(
-        Artist, null=True, blank=True, on_delete=models.PROTECT, related_name="primary_tracks"
+        Artist,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="primary_tracks",
+        db_index=False,
     )
     artists: models.ManyToManyField[Artist, TrackArtist] = models.ManyToManyField(
         Artist, through="TrackArtist", related_name="tracks", blank=True
@@ -90,7 +99,8 @@ class Track(models.Model):
 class TrackArtist(models.Model):
     """The ordered credit list of a track; position 0 is the primary artist."""
 
-    track = models.ForeignKey(Track, on_delete=models.CASCADE)
+    # No index of its own: the unique (track, …) indexes serve lookups by track.
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, db_index=False)
     artist = models.ForeignKey(Artist, on_delete=models.PROTECT)
     position = models.PositiveSmallIntegerField()
 
