@@ -302,8 +302,9 @@ def _insert_tracks(
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_TRACKS, columns)
         ids = dict(cursor.fetchall())
-    # Tracks another writer added first are not returned.
-    return ids | _ids_by_uri(set(rows) - ids.keys()) if len(ids) < len(rows) else ids
+    if len(ids) < len(rows):  # tracks another writer added first are not returned
+        ids |= _ids_by_uri(set(rows) - ids.keys())
+    return ids
 
 
 _INSERT_TRACK_ROW = """
