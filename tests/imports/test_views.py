@@ -29,7 +29,7 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
 ):
     settings.MEDIA_ROOT = tmp_path
     client.force_login(user)
-    content = build_zip({AUDIO: [extended("2025-03-14T18:23:41Z")]})
+    content = build_zip({AUDIO: [extended("2025-03-14T18:23:41Z")], "Userdata.json": b"{}"})
     with django_capture_on_commit_callbacks() as callbacks:
         response = upload(client, content)
     job = ImportJob.objects.get()
@@ -47,6 +47,7 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
     assert ingest_import.run(job.pk) == "succeeded"
     body = client.get("/imports/").content.decode()
     assert "1 records: 1 plays added, 0 already known, 0 skipped" in body
+    assert "Other files ignored: Userdata.json." in body
     status = client.get(reverse("imports:status", args=[job.pk])).json()
     assert (status["status"], status["records"], status["plays_added"], status["progress"]) == (
         "succeeded",
