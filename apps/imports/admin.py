@@ -142,10 +142,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             '<tr><td>{}</td><td class="num">{}</td></tr>',
-            (
-                (reason.replace("_", " "), f"{count:,}")
-                for reason, count in sorted(obj.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
-            ),
+            ((reason, f"{count:,}") for reason, count in obj.skip_reasons),
         )
         return format_html(
             '<table class="skip-table"><thead><tr><th>Reason</th><th>Records</th></tr></thead>'

@@ -4,6 +4,16 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# Why records were skipped: the codes `ImportJob.skipped` counts, and what they mean.
+SKIP_REASONS = {
+    "invalid_timestamp": "timestamp missing or malformed",
+    "date_out_of_range": "date before 2006 or in the future",
+    "invalid_ms_played": "ms_played not a number, negative or over 24 hours",
+    "no_item": "no track, episode or chapter",
+    "name_too_long": "a name over 512 characters",
+    "invalid_field": "a field of the wrong type",
+}
+
 
 class ImportJob(models.Model):
     """One uploaded Spotify export and the state of its ingest.
@@ -85,6 +95,14 @@ class ImportJob(models.Model):
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    @property
+    def skip_reasons(self) -> list[tuple[str, int]]:
+        """(reason in words, records) per skip reason, the most frequent first."""
+        return [
+            (SKIP_REASONS.get(code, code.replace("_", " ")), n)
+            for code, n in sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
 
     def mark_failed(self, reason: str) -> None:
         self.status = self.Status.FAILED

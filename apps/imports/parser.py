@@ -171,15 +171,8 @@ def open_archive(path: str) -> zipfile.ZipFile:
 
 # --- Records ----------------------------------------------------------------------------------
 
-# Record-level faults: the record is skipped and counted under one of these reasons.
-SKIP_REASONS = {
-    "invalid_timestamp": "timestamp missing or malformed",
-    "date_out_of_range": "date before 2006 or in the future",
-    "invalid_ms_played": "ms_played not a number, negative or over 24 hours",
-    "no_item": "no track, episode or chapter",
-    "name_too_long": "a name over 512 characters",
-    "invalid_field": "a field of the wrong type",
-}
+# Record-level faults: the record is skipped and counted under its reason, one of the codes of
+# `apps.imports.models.SKIP_REASONS`.
 
 EARLIEST = datetime(2006, 1, 1, tzinfo=UTC)  # Spotify was founded in 2006.
 MAX_MS_PLAYED = 24 * 3600 * 1000

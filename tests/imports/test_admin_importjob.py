@@ -16,7 +16,7 @@ def test_the_change_page_shows_progress_and_skips_in_a_table(admin_client, user)
         duplicates=950,
         formats=["extended_audio", "account_music"],
         ignored_files=["Userdata.json", "Read Me First.pdf"],
-        skipped={"bad_timestamp": 20, "missing_name": 30},
+        skipped={"invalid_timestamp": 20, "name_too_long": 30},
     )
     body = " ".join(
         admin_client.get(reverse("admin:imports_importjob_change", args=[job.pk]))
@@ -26,8 +26,8 @@ def test_the_change_page_shows_progress_and_skips_in_a_table(admin_client, user)
     assert '<progress class="import-progress" max="100" value="40.0"></progress> 40.0%' in body
     assert "12,000 of 30,000 records processed" in body
     assert (
-        '<tbody><tr><td>missing name</td><td class="num">30</td></tr>'
-        '<tr><td>bad timestamp</td><td class="num">20</td></tr></tbody>'
+        '<tbody><tr><td>a name over 512 characters</td><td class="num">30</td></tr>'
+        '<tr><td>timestamp missing or malformed</td><td class="num">20</td></tr></tbody>'
         '<tfoot><tr><th>Total</th><th class="num">50</th></tr></tfoot>'
     ) in body
     assert "extended_audio, account_music" in body

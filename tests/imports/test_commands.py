@@ -41,6 +41,29 @@ def test_import_export_prints_a_json_summary(user, export_zip):
     assert (run.type, run.status, run.counts["plays_added"]) == ("import_zip", "succeeded", 1)
 
 
+def test_import_export_prints_a_readable_summary(user, export_zip):
+    path = export_zip(
+        {
+            AUDIO: [
+                extended("2025-03-14T18:23:41Z"),
+                extended("2025-03-15T09:00:00Z", ms="abc"),
+                extended("2025-03-16T09:00:00Z", ms=-5),
+                extended("yesterday"),
+            ],
+            "Userdata.json": b"{}",
+        }
+    )
+    out = StringIO()
+    call_command("import_export", str(path), "--user", "alice", stdout=out)
+    text = out.getvalue()
+    assert "plays added: 1\n" in text
+    assert (
+        "skipped:     3 (2 with ms_played not a number, negative or over 24 hours; "
+        "1 with timestamp missing or malformed)"
+    ) in text
+    assert "ignored:     1 other files" in text
+
+
 def test_import_export_prints_a_readable_summary_and_fails_on_a_bad_zip(user, tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"nope")

@@ -29,12 +29,19 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
 ):
     settings.MEDIA_ROOT = tmp_path
     client.force_login(user)
-    content = build_zip({AUDIO: [extended("2025-03-14T18:23:41Z")], "Userdata.json": b"{}"})
+    content = build_zip(
+        {
+            AUDIO: [extended("2025-03-14T18:23:41Z"), extended("2025-03-15T09:00:00Z", ms="abc")],
+            "Userdata.json": b"{}",
+        }
+    )
     with django_capture_on_commit_callbacks() as callbacks:
         response = upload(client, content)
     job = ImportJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/imports/?job={job.pk}"
     assert len(callbacks) == 1  # the task, queued once the job is committed
+    body = client.get("/imports/").content.decode()
+    assert '<span class="job-progress-text">0 records · 0%</span>' in body
     assert (job.user, job.original_name, job.size, job.status) == (
         user,
         "my_spotify_data.zip",
@@ -46,12 +53,13 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
 
     assert ingest_import.run(job.pk) == "succeeded"
     body = client.get("/imports/").content.decode()
-    assert "1 records: 1 plays added, 0 already known, 0 skipped" in body
+    assert "2 records: 1 plays added, 0 already known, 1 skipped" in body
+    assert "Skipped: 1 with ms_played not a number, negative or over 24 hours." in body
     assert "Other files ignored: Userdata.json." in body
     status = client.get(reverse("imports:status", args=[job.pk])).json()
     assert (status["status"], status["records"], status["plays_added"], status["progress"]) == (
         "succeeded",
-        1,
+        2,
         1,
         100.0,
     )

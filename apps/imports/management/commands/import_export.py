@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2))
         else:
-            self._print(summary)
+            self._print(summary, job.skip_reasons)
         if job.status != ImportJob.Status.SUCCEEDED:
             raise CommandError(job.error or f"The import ended as {job.status}.")
 
@@ -54,8 +54,8 @@ class Command(BaseCommand):
         self.stdout.write(f"\r[{bar}] {pct:5.1f}%  {job.records_processed:,} records", ending="")
         self.stdout.flush()
 
-    def _print(self, s: dict[str, Any]) -> None:
-        skipped = ", ".join(f"{k} {v}" for k, v in s["skipped"].items())
+    def _print(self, s: dict[str, Any], skip_reasons: list[tuple[str, int]]) -> None:
+        skipped = "; ".join(f"{n:,} with {reason}" for reason, n in skip_reasons)
         lines = [
             f"Import #{s['id']} of {s['file']}: {s['status']}",
             f"  records:     {s['records']:,}",
