@@ -24,6 +24,8 @@ PRESETS: list[tuple[int, str]] = [
     (365, "365 days"),
     (0, "All time"),
 ]
+# The window the page opens on, in days.
+DEFAULT_DAYS = 90
 TOP_LIMIT = 10
 HEAT_LEVELS = 5
 
@@ -205,24 +207,34 @@ def history(*, user: User) -> History:
 
 def page_context(query: QueryDict, *, user: User) -> dict[str, object]:
     """The window picker and the report for `user`, over the window the query string asks for
-    (`days`, or `start`/`end`); a bad window falls back to 90 days and says why."""
+    (`days`, or `start`/`end`); a bad window falls back to 90 days and says why. With no choice
+    made, it is the last 90 days, or all time when nothing was played in them (an export's
+    history that ended months ago), and the page says so."""
     form = WindowForm(query or None)
-    days, start, end = 90, None, None
+    days, start, end = DEFAULT_DAYS, None, None
     if form.is_bound and form.is_valid():
         days = form.cleaned_data["days"]
         start, end = form.cleaned_data["start"], form.cleaned_data["end"]
-    window_error = ""
+    window_error = window_notice = ""
     try:
         window = selectors.resolve_window(user=user, days=days, start=start, end=end)
     except selectors.QueryError as exc:
         window_error = str(exc)
-        window = selectors.resolve_window(user=user, days=90)
+        window = selectors.resolve_window(user=user, days=DEFAULT_DAYS)
         start = end = None
+    if not form.is_bound and not selectors.window_plays(user, window).exists():
+        everything = selectors.resolve_window(user=user, days=0)
+        if selectors.window_plays(user, everything).exists():
+            days, window = 0, everything
+            window_notice = (
+                f"Nothing was played in the last {DEFAULT_DAYS} days, so this is all time."
+            )
     return {
         "form": form,
         "presets": PRESETS,
         "current_days": days,
         "custom": bool(start or end),
         "window_error": window_error,
+        "window_notice": window_notice,
         "report": report(user=user, window=window),
     }

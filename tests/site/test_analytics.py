@@ -56,6 +56,30 @@ def test_the_default_window_is_90_days_with_the_tools_numbers(client, user, hist
     assert 'class="current" aria-current="true">90 days</a>' in body
 
 
+def test_with_nothing_in_the_last_90_days_the_page_opens_on_all_time(
+    client, user, make_track, make_play
+):
+    """An export whose history ended months ago: the page opens on all time and says why; a
+    window chosen on purpose stays as asked."""
+    long_ago = timezone.now() - timedelta(days=400)
+    track = make_track("Teardrop", "Massive Attack", "Mezzanine")
+    make_play(user, track, long_ago)
+    make_play(user, track, long_ago + timedelta(days=1))
+    _, body = _body(client, user)
+    assert "Nothing was played in the last 90 days, so this is all time." in body
+    assert '<p class="big" id="total-listens">2</p>' in body
+    assert 'class="current" aria-current="true">All time</a>' in body
+    _, body = _body(client, user, days="90")
+    assert "Nothing was played" not in body
+    assert '<p class="big" id="total-listens">0</p>' in body
+
+
+def test_a_user_without_plays_sees_the_90_day_window(client, user):
+    _, body = _body(client, user)
+    assert "Nothing was played" not in body
+    assert 'class="current" aria-current="true">90 days</a>' in body
+
+
 def test_the_heatmap_shows_listens_by_weekday_and_hour(client, user, history):
     response, body = _body(client, user)
     rows = {weekday: cells for weekday, cells, _ in response.context["report"].heat_rows}
