@@ -896,7 +896,7 @@ def _coverage_note(user: User, window: Window, days: dict[date, int] | None = No
     if first is None:
         note = "No plays stored yet: connect Spotify or import your Spotify data export."
     elif with_data == 0:
-        note = "No plays in this window; the data runs from {} to {}.".format(
+        note = "No plays in this window; the data runs from {} to {} (days=0 is all time).".format(
             first.astimezone(window.tz).date(), last.astimezone(window.tz).date() if last else "?"
         )
     elif thin:

@@ -219,6 +219,16 @@ def test_coverage(user: Any, data: Any) -> None:
     assert "Thin data" in result.note
 
 
+def test_an_empty_window_says_where_the_data_is(user: Any, data: Any) -> None:
+    result = selectors.coverage(
+        user=user, window=window(user, start=date(2025, 6, 1), end=date(2025, 6, 30))
+    )
+    assert (result.plays_in_window, result.coverage.thin) == (0, True)
+    assert result.coverage.note == (
+        "No plays in this window; the data runs from 2025-01-01 to 2026-03-18 (days=0 is all time)."
+    )
+
+
 def test_taste_summary_and_discovered_artists(user: Any, data: Any) -> None:
     result = selectors.taste_summary(user=user, window=window(user, days=90))
     assert result.totals.listens == 7
