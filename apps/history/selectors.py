@@ -19,6 +19,7 @@ The rules applied everywhere (MISSION.md, "Rules of the data"):
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import functools
@@ -39,6 +40,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Func,
     Max,
     Min,
     OuterRef,
@@ -50,10 +52,7 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import (
     Coalesce,
-    ExtractHour,
-    ExtractIsoWeekDay,
     ExtractYear,
-    TruncDate,
 )
 from django.utils import timezone
 
@@ -74,6 +73,8 @@ UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_SHOW = "Unknown show"
 # Rows read for the biggest single-day repeat before ties are asked for one by one.
 DAY_REPEAT_ROWS = 20
+HOUR_SECONDS = 3600
+DAY_SECONDS = 86400
 # Below this share of days with data (or this many listens) a result says the data is thin.
 THIN_DAYS_PCT = 50.0
 THIN_LISTENS = 50
@@ -664,12 +665,11 @@ OFFSETS_UNTIL = datetime(2060, 1, 1, tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=64)
-def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
-    """For a zone whose offsets are whole hours (so local days and hours are unions of UTC
-    hours): the UTC hours at which its offset changes from 1970 to 2060, and the offset in hours
-    before the first change and from each change on. None for other zones.
+def _zone_changes(key: str) -> tuple[list[datetime], list[int]]:
+    """The UTC instants at which the zone's offset changes from 1970 to 2060, and its offset in
+    seconds before the first change and from each change on.
 
-    Sampled daily, then the changing day hour by hour (an hour takes the offset at its start)."""
+    Sampled daily; a changing day is searched hour by hour, then minute by minute."""
     zone = zoneinfo.ZoneInfo(key)
 
     def offset(at: datetime) -> int:
@@ -681,14 +681,22 @@ def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
     while day < OFFSETS_UNTIL:
         following = day + timedelta(days=1)
         if offset(following) != offsets[-1]:
-            at = next(
-                day + timedelta(hours=h)
-                for h in range(1, 25)
-                if offset(day + timedelta(hours=h)) != offsets[-1]
-            )
+            at = day
+            for step in (timedelta(hours=1), timedelta(minutes=1)):
+                while offset(at + step) == offsets[-1]:
+                    at += step
+            at += timedelta(minutes=1)
             changes.append(at)
             offsets.append(offset(at))
         day = following
+    return changes, offsets
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
+    """For a zone whose offsets are whole hours (so local days and hours are unions of UTC
+    hours): `_zone_changes` with the offsets in hours. None for other zones."""
+    changes, offsets = _zone_changes(key)
     if any(seconds % 3600 for seconds in offsets):
         return None
     return changes, [seconds // 3600 for seconds in offsets]
@@ -712,6 +720,67 @@ def _local_hour(tz: zoneinfo.ZoneInfo, form: str = "{}") -> RawSQL:
 
 def _local_date(day_number: int) -> date:
     return date(1970, 1, 1) + timedelta(days=day_number)
+
+
+class _LocalNumber(Func):
+    """Whole `unit`s of seconds (3600: hours, 86400: days) since 1970-01-01 00:00 local time,
+    of a timestamp in `tz`: its UTC epoch plus the zone's offset at that instant, found by a
+    binary search, in nested CASEs, over the offset changes between `start` and `end` (None:
+    unbounded). Plain arithmetic on both databases, where Django's zone-aware date functions
+    call Python once a row on SQLite."""
+
+    output_field = BigIntegerField()
+
+    def __init__(
+        self,
+        expression: Any,
+        *,
+        tz: zoneinfo.ZoneInfo,
+        unit: int,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        super().__init__(expression)
+        self.tz, self.unit, self.start, self.end = tz, int(unit), start, end
+
+    def _number(self, epoch: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        changes, offsets = _zone_changes(str(self.tz.key))
+        at = [int(c.timestamp()) for c in changes]
+        lo = None if self.start is None else self.start.timestamp()
+        hi = None if self.end is None else self.end.timestamp()
+        bounds = [c for c in at if (lo is None or c > lo) and (hi is None or c < hi)]
+        first = offsets[0] if lo is None else offsets[bisect.bisect_right(at, lo)]
+        values = [first, *(offsets[bisect.bisect_right(at, c)] for c in bounds)]
+        out: list[Any] = []
+
+        def tree(i: int, j: int) -> str:  # values[i..j], bounds[i..j-1] between them
+            if i == j:
+                return str(values[i])
+            m = (i + j + 1) // 2
+            out.extend(params)
+            below = tree(i, m - 1)  # the parameters go in the order the SQL is written
+            above = tree(m, j)
+            return f"CASE WHEN {epoch} < {bounds[m - 1]} THEN {below} ELSE {above} END"
+
+        out.extend(params)
+        offset = tree(0, len(values) - 1)
+        return f"(({epoch} + {offset}) / {self.unit})", tuple(out)
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        return self._number(f"floor(extract(epoch from {sql}))::bigint", tuple(params))
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        # The format goes as a parameter: '%s' written in the SQL would be read as one.
+        return self._number(f"CAST(strftime(%s, {sql}) AS INTEGER)", ("%s", *params))
+
+
+def _local_number(window: Window, unit: int) -> _LocalNumber:
+    """A play's local hour (unit 3600) or day (86400) number in the window's zone."""
+    return _LocalNumber(
+        "played_at", tz=window.tz, unit=unit, start=window.start_at, end=window.end_at
+    )
 
 
 def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
@@ -862,12 +931,23 @@ def _read_days(user: User, window: Window) -> dict[date, int]:
         )
         return {_local_date(day): short for day, short in rows}
     short = Rule.default().short_q & Q(track__kind=MUSIC)
-    return dict(
+    rows = (
         window_plays(user, window)
-        .annotate(day=TruncDate("played_at", tzinfo=window.tz))
-        .values_list("day")
+        .annotate(day_number=_local_number(window, DAY_SECONDS))
+        .values_list("day_number")
         .annotate(short=Count("played_at", filter=short))
         .order_by()
+    )
+    return {_local_date(day): n for day, n in rows}
+
+
+def _bounds(user: User) -> tuple[datetime | None, datetime | None]:
+    """The user's first and last play (two queries: each is one index probe, where both in one
+    query scan the user's index range on SQLite)."""
+    plays = Play.objects.for_user(user)
+    return (
+        plays.aggregate(first=Min("played_at"))["first"],
+        plays.aggregate(last=Max("played_at"))["last"],
     )
 
 
@@ -876,8 +956,7 @@ def _span(
 ) -> tuple[date | None, date | None, datetime | None, datetime | None]:
     """The local dates a window covers (an open side is clipped to the data), and the first and
     last play overall."""
-    bounds = Play.objects.for_user(user).aggregate(first=Min("played_at"), last=Max("played_at"))
-    first, last = bounds["first"], bounds["last"]
+    first, last = _memo(("bounds", user.pk), lambda: _bounds(user))
     start = window.start_date
     end = window.end_date
     if start is None and first is not None:
@@ -1071,6 +1150,11 @@ def top_albums(
 
 
 def _heatmap_matrix(user: User, window: Window, rule: Rule) -> list[list[int]]:
+    """Listens per local weekday and hour (callers must not change the result)."""
+    return _memo(("heatmap", user.pk, window, rule), lambda: _read_heatmap(user, window, rule))
+
+
+def _read_heatmap(user: User, window: Window, rule: Rule) -> list[list[int]]:
     matrix = [[0] * 24 for _ in range(7)]
     tz = window.tz
     hours = _hours(user, window)
@@ -1084,18 +1168,17 @@ def _heatmap_matrix(user: User, window: Window, rule: Rule) -> list[list[int]]:
         ):
             matrix[(hour_of_week // 24 + 3) % 7][hour_of_week % 24] += n or 0
         return matrix
-    listens = music_listens(user, window, rule)
     rows = (
-        listens.annotate(
-            weekday=ExtractIsoWeekDay("played_at", tzinfo=tz),
-            hour=ExtractHour("played_at", tzinfo=tz),
-        )
-        .values("weekday", "hour")
+        music_listens(user, window, rule)
+        .annotate(hour_number=_local_number(window, HOUR_SECONDS))
+        .values_list("hour_number")
         .annotate(n=Count("*"))
         .order_by()
     )
-    for row in rows:
-        matrix[row["weekday"] - 1][row["hour"]] = row["n"]
+    for hour, n in rows:
+        # Hour of the week from Monday 00:00 (1970-01-01 was a Thursday).
+        hour_of_week = (hour + 72) % 168
+        matrix[hour_of_week // 24][hour_of_week % 24] += n
     return matrix
 
 
@@ -1179,7 +1262,7 @@ def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | N
             window_plays(user, window)
             .filter(rule.listen_q)
             .exclude(track_id__in=Track.objects.exclude(kind=MUSIC).values("pk"))
-            .annotate(day=TruncDate("played_at", tzinfo=window.tz))
+            .annotate(day=_local_number(window, DAY_SECONDS))
             .values_list("track_id", "day")
             .annotate(n=Count("*"))
             .order_by("-n", "-day")
@@ -1198,7 +1281,12 @@ def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | N
         .first()
     )
     assert track is not None
-    return DayRepeat(track=track["name"], artist=track["artist"], date=day, listens=n)
+    return DayRepeat(
+        track=track["name"],
+        artist=track["artist"],
+        date=day if isinstance(day, date) else _local_date(day),  # a day number from plays
+        listens=n,
+    )
 
 
 # --- Coverage -----------------------------------------------------------------------------------
@@ -1729,17 +1817,18 @@ def timeline(
         # Hour rows exist only with plays, so these are also the envelope's days with data.
         days = {_local_date(day): short for day, *_, short in rows}
     else:
-        per_day = list(
-            music_listens(user, window, rule)
-            .annotate(day=TruncDate("played_at", tzinfo=window.tz))
-            .values_list("day")
+        per_day = [
+            (_local_date(day), n, ms, estimated)
+            for day, n, ms, estimated in music_listens(user, window, rule)
+            .annotate(day_number=_local_number(window, DAY_SECONDS))
+            .values_list("day_number")
             .annotate(
                 n=Count("*"),
                 ms=Sum(PLAYED_MS),
                 estimated=Count("played_at", filter=Q(ms_played=None)),
             )
-            .order_by("day")
-        )
+            .order_by()
+        ]
     counts: Counter[date] = Counter()
     ms: defaultdict[date, int] = defaultdict(int)
     estimated = 0

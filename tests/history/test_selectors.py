@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from apps.history import selectors
+from apps.history.models import Play
 from apps.history.selectors import QueryError, resolve_window
 from apps.music.models import Album, Artist, Source, Track
 
@@ -441,3 +443,58 @@ def test_podcast_shows_and_episodes_rank_by_minutes_then_plays(user: Any, make_p
         ("D1", "Daily", 20.0),  # ties with D2 on minutes and plays: the name decides
         ("D2", "Daily", 20.0),
     ]
+
+
+@pytest.mark.parametrize(
+    "zone",
+    ["UTC", "America/Los_Angeles", "Europe/Paris", "Australia/Adelaide", "Asia/Kathmandu"],
+)
+def test_local_hours_and_days_are_counted_in_the_database_as_python_counts_them(
+    user: Any, make_track: Any, make_play: Any, zone: str
+) -> None:
+    """The local hour and day numbers the raw-play analyses group by (plain arithmetic on the
+    zone's offset changes) equal Python's conversion, around DST changes and in zones whose
+    offsets are not whole hours, for open and bounded windows."""
+    track = make_track("Alpha Song", "Ärtist A", "Album A")
+    changes = [datetime(2025, 3, 9, 10, 0, tzinfo=UTC), datetime(2025, 4, 6, 16, 0, tzinfo=UTC)]
+    changes += [datetime(2025, 10, 5, 16, 0, tzinfo=UTC), datetime(2025, 11, 2, 9, 0, tzinfo=UTC)]
+    instants = sorted(
+        {
+            at + timedelta(minutes=m)
+            for at in [*changes, datetime(2026, 3, 29, 1, 0, tzinfo=UTC)]
+            for m in range(-95, 100, 5)
+        }
+    )
+    for at in instants:
+        make_play(user, track, at)
+    tz = ZoneInfo(zone)
+    day_one = datetime(1970, 1, 1)
+    expected = {
+        at: (
+            int((at.astimezone(tz).replace(tzinfo=None) - day_one).total_seconds()) // 3600,
+            (at.astimezone(tz).date() - day_one.date()).days,
+        )
+        for at in instants
+    }
+    for window in (
+        resolve_window(user=user, now=NOW, days=0, tz=zone),
+        resolve_window(user=user, now=NOW, start=date(2025, 3, 1), end=date(2025, 10, 31), tz=zone),
+    ):
+        rows = (
+            Play.objects.filter(user=user)
+            .annotate(
+                hour=selectors._local_number(window, selectors.HOUR_SECONDS),
+                day=selectors._local_number(window, selectors.DAY_SECONDS),
+            )
+            .values_list("played_at", "hour", "day")
+        )
+        inside = [
+            row
+            for row in rows
+            if (window.start_at is None or row[0] >= window.start_at)
+            and (window.end_at is None or row[0] < window.end_at)
+        ]
+        assert len(inside) > 100
+        assert {at: (hour, day) for at, hour, day in inside} == {
+            at: expected[at] for at, *_ in inside
+        }
