@@ -213,6 +213,10 @@ class TrackTotal(models.Model):
         indexes = [
             models.Index(fields=["user", "first_listen_at"], name="tracktotal_first_listen"),
             models.Index(fields=["user", "first_play_at"], name="tracktotal_first_play"),
+            # Each artist's first listen (discoveries): an index range per artist.
+            models.Index(
+                fields=["user", "artist", "first_listen_at"], name="tracktotal_artist_first"
+            ),
             models.Index(
                 fields=["user"], condition=models.Q(best_days_stale=True), name="tracktotal_stale"
             ),

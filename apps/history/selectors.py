@@ -24,6 +24,7 @@ import contextlib
 import contextvars
 import functools
 import heapq
+import itertools
 import operator
 import zoneinfo
 from collections import Counter, defaultdict
@@ -603,6 +604,28 @@ class Counted:
         those tying with the last of them (limit <= MAX_LIMIT)."""
         return [(track, n, ms) for position, track, n, ms in self._read[1] if position <= limit]
 
+    def artists(self) -> tuple[Totals, list[tuple[Any, int, int]]]:
+        """The totals, and every artist as (artist_id, listens, ms) in rank order (listens,
+        minutes, then name as `_ranked` orders them), from one grouping by the database: for
+        callers that need neither albums nor tracks (comparing periods)."""
+        rows = self.per_track(
+            "SELECT s.*, a.name_key FROM (SELECT artist_id, CAST(SUM(n) AS BIGINT), "
+            "CAST(SUM(ms) AS BIGINT), COUNT(*), CAST(SUM(unknown) AS BIGINT) "
+            "FROM t GROUP BY artist_id) s LEFT JOIN music_artist a ON a.id = s.artist_id"
+        )
+        totals = Totals(
+            listens=sum(row[1] for row in rows),
+            minutes=_minutes(sum(row[2] for row in rows)),
+            minutes_estimated=any(row[4] for row in rows),
+            unique_tracks=sum(row[3] for row in rows),
+            unique_artists=sum(1 for row in rows if row[0] is not None),
+        )
+        unknown = normalize_name(UNKNOWN_ARTIST)
+        rows.sort(
+            key=lambda row: (-row[1], -row[2], unknown if row[0] is None else row[5], str(row[0]))
+        )
+        return totals, [(row[0], row[1], row[2]) for row in rows]
+
     @functools.cache  # noqa: B019
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
         """(listens, ms) per artist_id or album_id. Callers must not change the result."""
@@ -645,14 +668,13 @@ def _ranked(
     if tied:
         name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
         name_keys.setdefault(None, normalize_name(unknown))
-        runs: dict[tuple[int, int], list[tuple[Any, int, int]]] = {}
-        for row in best:
-            runs.setdefault((row[1], row[2]), []).append(row)
-        best = []
-        for run in runs.values():  # in the order of `best`
-            if len(run) > 1:
-                run.sort(key=lambda row: (name_keys.get(row[0], ""), str(row[0])))
-            best.extend(run)
+        ordered: list[tuple[Any, int, int]] = []
+        for _, run in itertools.groupby(best, key=operator.itemgetter(1, 2)):  # equal neighbours
+            rows = list(run)
+            if len(rows) > 1:
+                rows.sort(key=lambda row: (name_keys.get(row[0], ""), str(row[0])))
+            ordered.extend(rows)
+        best = ordered
     return best[:limit]
 
 
@@ -766,7 +788,7 @@ class _LocalNumber(Func):
         offset = tree(0, len(values) - 1)
         return f"(({epoch} + {offset}) / {self.unit})", tuple(out)
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
         return self._number(f"floor(extract(epoch from {sql}))::bigint", tuple(params))
 
@@ -931,14 +953,14 @@ def _read_days(user: User, window: Window) -> dict[date, int]:
         )
         return {_local_date(day): short for day, short in rows}
     short = Rule.default().short_q & Q(track__kind=MUSIC)
-    rows = (
-        window_plays(user, window)
+    return {
+        _local_date(day): n
+        for day, n in window_plays(user, window)
         .annotate(day_number=_local_number(window, DAY_SECONDS))
         .values_list("day_number")
         .annotate(short=Count("played_at", filter=short))
         .order_by()
-    )
-    return {_local_date(day): n for day, n in rows}
+    }
 
 
 def _bounds(user: User) -> tuple[datetime | None, datetime | None]:
@@ -1688,8 +1710,7 @@ def compare_periods(
     limit = _limit(limit)
     periods = []
     for window in (a, b):
-        source = counted(user, window, rule)
-        periods.append((window, _totals(source), _artist_order(source)))
+        periods.append((window, *counted(user, window, rule).artists()))
     rank_a, rank_b = (
         {k: (i, n) for i, (k, n, _) in enumerate(order, start=1)} for _, _, order in periods
     )
