@@ -74,7 +74,7 @@ def _empty_database() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "TRUNCATE history_play, history_tracktotal, history_hourtotal, "
+                "TRUNCATE history_play, history_tracktotal, history_hourtotal, history_daytotal, "
                 "imports_importjob, music_trackartist, music_track, music_album, music_artist"
             )
     else:
