@@ -555,6 +555,8 @@ class Counted:
     ) -> None:
         self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
         self.tracks = tracks
+        # What `grouped` worked out, by key: on the instance, so it goes when the instance does.
+        self._grouped: dict[str, dict[Any, tuple[int, int]]] = {}
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -626,9 +628,13 @@ class Counted:
         )
         return totals, [(row[0], row[1], row[2]) for row in rows]
 
-    @functools.cache  # noqa: B019
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
         """(listens, ms) per artist_id or album_id. Callers must not change the result."""
+        if key not in self._grouped:
+            self._grouped[key] = self._group(key)
+        return self._grouped[key]
+
+    def _group(self, key: str) -> dict[Any, tuple[int, int]]:
         listens: Counter[Any] = Counter()
         ms: Counter[Any] = Counter()
         columns = self.columns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -229,6 +230,19 @@ def test_an_empty_window_says_where_the_data_is(user: Any, data: Any) -> None:
     assert result.coverage.note == (
         "No plays in this window; the data runs from 2025-01-01 to 2026-03-18 (days=0 is all time)."
     )
+
+
+def test_an_analysis_keeps_nothing_once_it_returns(user: Any, data: Any) -> None:
+    """A long-running web process must not grow with each call: the per-track sums a call read
+    are freed when it returns."""
+    for days in (90, 0):
+        w = window(user, days=days)
+        selectors.top_artists(user=user, window=w)
+        selectors.top_albums(user=user, window=w)
+        selectors.taste_summary(user=user, window=w)
+        selectors.compare_periods(user=user, a=w, b=w)
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, selectors.Counted)] == []
 
 
 def test_taste_summary_and_discovered_artists(user: Any, data: Any) -> None:
