@@ -800,8 +800,10 @@ class _LocalNumber(Func):
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
-        # The format goes as a parameter: '%s' written in the SQL would be read as one.
-        return self._number(f"CAST(strftime(%s, {sql}) AS INTEGER)", ("%s", *params))
+        # Whole seconds only (strftime rounds a fraction to the millisecond, which can carry
+        # into the next second); the format goes as a parameter, as '%s' in the SQL would be
+        # read as one.
+        return self._number(f"CAST(strftime(%s, substr({sql}, 1, 19)) AS INTEGER)", ("%s", *params))
 
 
 def _local_number(window: Window, unit: int) -> _LocalNumber:

@@ -479,6 +479,7 @@ def test_local_hours_and_days_are_counted_in_the_database_as_python_counts_them(
             for m in range(-95, 100, 5)
         }
     )
+    instants.append(datetime(2025, 6, 1, 9, 59, 59, 999_999, tzinfo=UTC))  # the hour's last µs
     for at in instants:
         make_play(user, track, at)
     tz = ZoneInfo(zone)
