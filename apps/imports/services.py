@@ -26,12 +26,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import JobRun, Play
+from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
     SOURCE_OF,
@@ -466,13 +466,26 @@ def _write_batch(
 
 
 def fail_import(*, job: ImportJob, reason: str) -> None:
-    """End a job as failed and remove the plays it added, so nothing half-written stays."""
+    """End a job as failed and remove the plays it added, so nothing half-written stays.
+
+    A poll during the import may have folded a play it saw into one of those plays, which then
+    goes with them: the user's poll cursor moves back to before the earliest of them, so the
+    next poll asks Spotify again from there and stores such a play anew (a play Spotify still
+    lists: its last 50)."""
     with transaction.atomic():
         removed = 0
         if job.play_id_floor is not None:
-            removed, _ = Play.objects.filter(
+            added = Play.objects.filter(
                 user_id=job.user_id, pk__gt=job.play_id_floor, source__in=EXPORT_SOURCES
-            ).delete()
+            )
+            earliest = added.aggregate(earliest=Min("played_at"))["earliest"]
+            removed, _ = added.delete()
+            if earliest is not None:
+                # A folded API play may lie up to the tolerance before the play it went into.
+                rewind = earliest - timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+                SyncCheckpoint.objects.filter(
+                    user_id=job.user_id, newest_played_at__gt=rewind
+                ).update(newest_played_at=rewind)
         ImportJob.objects.filter(pk=job.pk).update(plays_added=0)
         job.plays_added = 0
         job.mark_failed(reason)

@@ -167,3 +167,54 @@ def test_one_import_per_user_runs_at_a_time(user, tmp_path):
         services.claim_job(job_id=second.pk)
     second.refresh_from_db()
     assert second.status == "pending"
+
+
+def test_a_failed_import_gives_back_a_play_a_poll_folded_into_one_of_its_plays(
+    user, connect_fake, fake_spotify, make_track, make_play, tmp_path, settings
+):
+    """A poll during an import folds the play it saw into one the import had just added. The
+    import then fails and removes its plays; the next poll asks Spotify again from before them
+    and stores the play anew, so the failure loses nothing."""
+    from apps.accounts.fake_spotify import make_track as spotify_track
+    from apps.history import collection
+    from apps.history.models import SyncCheckpoint
+
+    connect_fake(user)
+    seen_at = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    fake_spotify.add_play("alice", played_at=seen_at, name="Seen before")
+    collection.poll_user(user=user)
+
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    claimed = services.claim_job(
+        job_id=services.create_local_job(user=user, path=path, queue=False).pk
+    )
+    assert claimed is not None
+    # A play the import added (whole seconds), then the same play polled (to the millisecond).
+    at = seen_at + timedelta(minutes=30)
+    track = make_track("Teardrop", "Massive Attack", "Mezzanine", uri="spotify:track:td01")
+    make_play(user, track, at, source=Source.EXPORT_EXTENDED)
+    payload = spotify_track("Teardrop", "Massive Attack", "Mezzanine", track_id="td01")
+    fake_spotify.add_play("alice", played_at=at + timedelta(milliseconds=306), track=payload)
+    run = collection.poll_user(user=user)
+    assert (run.counts["added"], run.counts["duplicates"]) == (0, 1)
+    assert Play.objects.for_user(user).count() == 2
+
+    services.fail_import(job=claimed, reason="The file is not a ZIP archive.")
+    assert list(Play.objects.for_user(user).values_list("track__name", flat=True)) == [
+        "Seen before"
+    ]
+    rewound = SyncCheckpoint.objects.get(user=user).newest_played_at
+    tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    assert rewound == at + timedelta(milliseconds=306) - tolerance
+
+    run = collection.poll_user(user=user)
+    assert (run.counts["added"], run.counts["duplicates"]) == (1, 0)
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.name, p.played_at, p.source) for p in plays] == [
+        ("Seen before", seen_at, Source.API),
+        ("Teardrop", at + timedelta(milliseconds=306), Source.API),
+    ]
+    assert SyncCheckpoint.objects.get(user=user).newest_played_at == at + timedelta(
+        milliseconds=306
+    )
