@@ -1042,13 +1042,6 @@ def _envelope(
 # --- Rankings -----------------------------------------------------------------------------------
 
 
-def _artist_order(c: Counted, limit: int | None = None) -> list[tuple[Any, int, int]]:
-    """(artist_id, listens, ms) by listens, then minutes, then name; all of them without a
-    limit."""
-    groups = c.grouped("artist_id")
-    return _ranked(_best(groups, limit or len(groups)), limit, Artist)
-
-
 def _artist_names(keys: Iterable[Any]) -> dict[Any, tuple[str, str | None]]:
     """(name, Spotify id) of each artist; the unknown artist (None) is named too."""
     found: dict[Any, tuple[str, str | None]] = {
@@ -1062,8 +1055,9 @@ def _artist_names(keys: Iterable[Any]) -> dict[Any, tuple[str, str | None]]:
 
 
 def _artist_list(c: Counted, limit: int) -> list[dict[str, Any]]:
-    """The best artists as dicts with name and Spotify id."""
-    best = _artist_order(c, limit)
+    """The best artists (by listens, then minutes, then name) as dicts with name and Spotify
+    id."""
+    best = _ranked(_best(c.grouped("artist_id"), limit), limit, Artist)
     names = _artist_names(k for k, _, _ in best)
     return [
         {
