@@ -50,7 +50,6 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import (
     Coalesce,
     ExtractYear,
@@ -720,30 +719,10 @@ def _zone_changes(key: str) -> tuple[list[datetime], list[int]]:
     return changes, offsets
 
 
-@functools.lru_cache(maxsize=64)
-def _hour_offsets(key: str) -> tuple[list[datetime], list[int]] | None:
-    """For a zone whose offsets are whole hours (so local days and hours are unions of UTC
-    hours): `_zone_changes` with the offsets in hours. None for other zones."""
-    changes, offsets = _zone_changes(key)
-    if any(seconds % 3600 for seconds in offsets):
-        return None
-    return changes, [seconds // 3600 for seconds in offsets]
-
-
-def _local_hour(tz: zoneinfo.ZoneInfo, form: str = "{}") -> RawSQL:
-    """An HourTotal row's local hour as a number (hours since 1970-01-01 00:00 local time),
-    put into `form`, from the zone's offset changes (a binary search per row, far cheaper than
-    converting every timestamp to the zone)."""
-    found = _hour_offsets(str(tz.key))
-    assert found is not None, "only for whole-hour zones (see _hours)"
-    changes, offsets = found
-    hour = '"history_hourtotal"."hour"'
-    number = (
-        f"(floor(date_part('epoch', {hour}) / 3600)::bigint"
-        f" + (%s::int[])[width_bucket({hour}, %s::timestamptz[]) + 1])"
-    )
-    # Built from constants; the offsets and changes are parameters.
-    return RawSQL(form.format(number), (offsets, changes), output_field=BigIntegerField())  # noqa: S611
+def _whole_hours(key: str) -> bool:
+    """Whether the zone's offsets are whole hours, so its local days and hours are unions of
+    UTC hours (and HourTotal rows answer for them)."""
+    return not any(seconds % 3600 for seconds in _zone_changes(key)[1])
 
 
 def _local_date(day_number: int) -> date:
@@ -752,10 +731,11 @@ def _local_date(day_number: int) -> date:
 
 class _LocalNumber(Func):
     """Whole `unit`s of seconds (3600: hours, 86400: days) since 1970-01-01 00:00 local time,
-    of a timestamp in `tz`: its UTC epoch plus the zone's offset at that instant, found by a
-    binary search, in nested CASEs, over the offset changes between `start` and `end` (None:
-    unbounded). Plain arithmetic on both databases, where Django's zone-aware date functions
-    call Python once a row on SQLite."""
+    of a timestamp in `tz`: its UTC epoch plus the zone's offset at that instant. The offset is
+    found by a binary search over the zone's offset changes: `width_bucket` on PostgreSQL; on
+    SQLite, which has no arrays, nested CASEs over the changes between `start` and `end` (None:
+    unbounded). Plain arithmetic, where Django's zone-aware date functions call Python once a
+    row on SQLite."""
 
     output_field = BigIntegerField()
 
@@ -771,7 +751,21 @@ class _LocalNumber(Func):
         super().__init__(expression)
         self.tz, self.unit, self.start, self.end = tz, int(unit), start, end
 
-    def _number(self, epoch: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        changes, offsets = _zone_changes(str(self.tz.key))
+        # date_part's double holds a microsecond apart (extract's numeric is exact but slower).
+        epoch = f"floor(date_part('epoch', {sql}))::bigint"
+        offset = f"(%s::int[])[width_bucket({sql}, %s::timestamptz[]) + 1]"
+        return f"(({epoch} + {offset}) / {self.unit})", (*params, offsets, *params, changes)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, sql_params = compiler.compile(self.source_expressions[0])
+        # Whole seconds only (strftime rounds a fraction to the millisecond, which can carry
+        # into the next second); the format goes as a parameter, as '%s' in the SQL would be
+        # read as one.
+        epoch = f"CAST(strftime(%s, substr({sql}, 1, 19)) AS INTEGER)"
+        params = ("%s", *sql_params)
         changes, offsets = _zone_changes(str(self.tz.key))
         at = [int(c.timestamp()) for c in changes]
         lo = None if self.start is None else self.start.timestamp()
@@ -794,29 +788,17 @@ class _LocalNumber(Func):
         offset = tree(0, len(values) - 1)
         return f"(({epoch} + {offset}) / {self.unit})", tuple(out)
 
-    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
-        sql, params = compiler.compile(self.source_expressions[0])
-        return self._number(f"floor(extract(epoch from {sql}))::bigint", tuple(params))
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        sql, params = compiler.compile(self.source_expressions[0])
-        # Whole seconds only (strftime rounds a fraction to the millisecond, which can carry
-        # into the next second); the format goes as a parameter, as '%s' in the SQL would be
-        # read as one.
-        return self._number(f"CAST(strftime(%s, substr({sql}, 1, 19)) AS INTEGER)", ("%s", *params))
-
-
-def _local_number(window: Window, unit: int) -> _LocalNumber:
-    """A play's local hour (unit 3600) or day (86400) number in the window's zone."""
-    return _LocalNumber(
-        "played_at", tz=window.tz, unit=unit, start=window.start_at, end=window.end_at
-    )
+def _local_number(window: Window, unit: int, column: str = "played_at") -> _LocalNumber:
+    """A play's (or an HourTotal row's, column "hour") local hour (unit 3600) or day (86400)
+    number in the window's zone."""
+    return _LocalNumber(column, tz=window.tz, unit=unit, start=window.start_at, end=window.end_at)
 
 
 def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
     """The user's per-hour totals inside the window, when they answer exactly (PostgreSQL with
     current totals, and a zone with whole-hour offsets); otherwise None."""
-    if _hour_offsets(str(window.tz.key)) is None or not play_totals.usable():
+    if not _whole_hours(str(window.tz.key)) or not play_totals.usable():
         return None
     hours = HourTotal.objects.filter(user=user)
     if window.start_at is not None:
@@ -954,7 +936,7 @@ def _read_days(user: User, window: Window) -> dict[date, int]:
     hours = _hours(user, window)
     if hours is not None:
         rows = (
-            hours.annotate(day_number=_local_hour(window.tz, "({}) / 24"))
+            hours.annotate(day_number=_local_number(window, DAY_SECONDS, "hour"))
             .values_list("day_number")
             .annotate(short=Sum("music_short"))
             .order_by()
@@ -1180,29 +1162,20 @@ def _heatmap_matrix(user: User, window: Window, rule: Rule) -> list[list[int]]:
 
 def _read_heatmap(user: User, window: Window, rule: Rule) -> list[list[int]]:
     matrix = [[0] * 24 for _ in range(7)]
-    tz = window.tz
     hours = _hours(user, window)
+    rows: QuerySet[Any]
+    listens: Any
+    # Local hours of the week, counted from Thursday 00:00 (1970-01-01 was a Thursday).
     if hours is not None:
-        # Hour of the week, counted from Thursday 00:00 (1970-01-01 was a Thursday).
-        for hour_of_week, n in (
-            hours.annotate(hour_of_week=_local_hour(tz, "mod({}, 168)"))
-            .values_list("hour_of_week")
-            .annotate(n=Sum(_hour_listens(rule)))
-            .order_by()
-        ):
-            matrix[(hour_of_week // 24 + 3) % 7][hour_of_week % 24] += n or 0
-        return matrix
-    rows = (
-        music_listens(user, window, rule)
-        .annotate(hour_number=_local_number(window, HOUR_SECONDS))
-        .values_list("hour_number")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
-    for hour, n in rows:
-        # Hour of the week from Monday 00:00 (1970-01-01 was a Thursday).
-        hour_of_week = (hour + 72) % 168
-        matrix[hour_of_week // 24][hour_of_week % 24] += n
+        rows = hours.annotate(hour_of_week=_local_number(window, HOUR_SECONDS, "hour") % 168)
+        listens = Sum(_hour_listens(rule))
+    else:
+        rows = music_listens(user, window, rule).annotate(
+            hour_of_week=_local_number(window, HOUR_SECONDS) % 168
+        )
+        listens = Count("*")
+    for hour_of_week, n in rows.values_list("hour_of_week").annotate(n=listens).order_by():
+        matrix[(hour_of_week // 24 + 3) % 7][hour_of_week % 24] += n or 0
     return matrix
 
 
@@ -1826,7 +1799,7 @@ def timeline(
     days = None
     if hours is not None:
         rows = list(
-            hours.annotate(day_number=_local_hour(window.tz, "({}) / 24"))
+            hours.annotate(day_number=_local_number(window, DAY_SECONDS, "hour"))
             .values_list("day_number")
             .annotate(
                 n=Sum(_hour_listens(rule)),

@@ -365,13 +365,13 @@ def test_another_users_plays_are_never_counted(other_user: Any, data: Any) -> No
 
 
 def test_offset_changes_of_a_zone_are_found_to_the_hour() -> None:
-    found = selectors._hour_offsets("America/Los_Angeles")
-    assert found is not None
-    changes, offsets = found
+    changes, offsets = selectors._zone_changes("America/Los_Angeles")
     spring = changes.index(datetime(2026, 3, 8, 10, 0, tzinfo=UTC))  # 02:00 PST
-    assert offsets[spring : spring + 3] == [-8, -7, -8]  # before, from spring, from autumn
+    hours = [seconds // 3600 for seconds in offsets[spring : spring + 3]]
+    assert hours == [-8, -7, -8]  # before, from spring, from autumn
     assert changes[spring + 1] == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # 02:00 PDT
-    assert selectors._hour_offsets("Asia/Kolkata") is None  # +05:30: plays are read one by one
+    assert selectors._whole_hours("America/Los_Angeles")
+    assert not selectors._whole_hours("Asia/Kolkata")  # +05:30: plays are read one by one
 
 
 def test_a_half_hour_zone_places_plays_by_their_own_minutes(pacific: Any) -> None:
