@@ -607,8 +607,8 @@ class Counted:
 
     def artists(self) -> tuple[Totals, list[tuple[Any, int, int]]]:
         """The totals, and every artist as (artist_id, listens, ms) in rank order (listens,
-        minutes, then name as `_ranked` orders them), from one grouping by the database: for
-        callers that need neither albums nor tracks (comparing periods)."""
+        minutes, then `_tie_order`), from one grouping by the database: for callers that need
+        neither albums nor tracks (comparing periods)."""
         rows = self.per_track(
             "SELECT s.*, a.name_key FROM (SELECT artist_id, CAST(SUM(n) AS BIGINT), "
             "CAST(SUM(ms) AS BIGINT), COUNT(*), CAST(SUM(unknown) AS BIGINT) "
@@ -622,9 +622,7 @@ class Counted:
             unique_artists=sum(1 for row in rows if row[0] is not None),
         )
         unknown = normalize_name(UNKNOWN_ARTIST)
-        rows.sort(
-            key=lambda row: (-row[1], -row[2], unknown if row[0] is None else row[5], str(row[0]))
-        )
+        rows.sort(key=lambda row: (-row[1], -row[2], *_tie_order(row[0], row[5], unknown)))
         return totals, [(row[0], row[1], row[2]) for row in rows]
 
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
@@ -660,6 +658,12 @@ def _tied(best: list[tuple[Any, int, int]]) -> list[Any]:
     return [k for k, n, m in best if counts[(n, m)] > 1]
 
 
+def _tie_order(key: Any, name_key: str | None, unknown_key: str) -> tuple[str, str]:
+    """Where a row goes among those with the same listens and minutes: by its normalised name
+    (`unknown_key` for the row without an artist or show, key None), then its key."""
+    return (unknown_key if key is None else name_key or "", str(key))
+
+
 def _ranked(
     best: list[tuple[Any, int, int]],
     limit: int | None,
@@ -667,17 +671,16 @@ def _ranked(
     unknown: str = UNKNOWN_ARTIST,
 ) -> list[tuple[Any, int, int]]:
     """`_best` rows (in order of listens and minutes) put in their final order: ties broken by
-    the rows' normalised names (the row without an artist or show, key None, is named
-    `unknown`), then keys."""
+    `_tie_order`, the row without an artist or show named `unknown`."""
     tied = _tied(best)
     if tied:
         name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
-        name_keys.setdefault(None, normalize_name(unknown))
+        unknown_key = normalize_name(unknown)
         ordered: list[tuple[Any, int, int]] = []
         for _, run in itertools.groupby(best, key=operator.itemgetter(1, 2)):  # equal neighbours
             rows = list(run)
             if len(rows) > 1:
-                rows.sort(key=lambda row: (name_keys.get(row[0], ""), str(row[0])))
+                rows.sort(key=lambda row: _tie_order(row[0], name_keys.get(row[0]), unknown_key))
             ordered.extend(rows)
         best = ordered
     return best[:limit]
