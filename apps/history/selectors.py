@@ -632,13 +632,12 @@ class Counted:
         return self._grouped[key]
 
     def _group(self, key: str) -> dict[Any, tuple[int, int]]:
-        listens: Counter[Any] = Counter()
-        ms: Counter[Any] = Counter()
+        groups: dict[Any, tuple[int, int]] = {}
         columns = self.columns
         for k, n, m in zip(columns[key], columns["listens"], columns["ms"], strict=True):
-            listens[k] += n
-            ms[k] += m
-        return {k: (n, ms[k]) for k, n in listens.items()}
+            sums = groups.get(k)
+            groups[k] = (n, m) if sums is None else (sums[0] + n, sums[1] + m)
+        return groups
 
 
 def _best(groups: dict[Any, tuple[int, int]], limit: int) -> list[tuple[Any, int, int]]:
