@@ -20,6 +20,7 @@ rest with conflict handling. Elsewhere (SQLite) the same rules run in Python.
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
@@ -97,6 +98,15 @@ class InsertResult:
             if when is not None:
                 self.earliest = min(self.earliest or when, when)
                 self.latest = max(self.latest or when, when)
+
+
+# The fields of a play from the API besides its track, time and source: all empty, as the API
+# gives none of them (the record's defaults).
+API_PLAY_DETAILS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(PlayRecord)
+    if f.name not in ("track", "played_at", "source")
+}
 
 
 def truncate_to_precision(when: datetime, source: str) -> datetime:

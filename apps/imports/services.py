@@ -19,7 +19,7 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import Max, Min, Q
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.ingest import API_PLAY_DETAILS, PlayRecord, insert_plays
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
@@ -468,8 +469,10 @@ def _write_batch(
 def fail_import(*, job: ImportJob, reason: str) -> None:
     """End a job as failed and remove the plays it added, so nothing half-written stays.
 
-    A poll during the import may have folded a play it saw into one of those plays, which then
-    goes with them: the user's poll cursor moves back to before the earliest of them, so the
+    A poll during the import may have folded a play it saw into one of those plays. Such a play
+    took the API's millisecond time (an export's plays are whole seconds): it stays, as the API
+    play it was, without what the export said of it. A fold that left no such mark goes with
+    the import's plays, so the user's poll cursor moves back to before the earliest of them: the
     next poll asks Spotify again from there and stores such a play anew (a play Spotify still
     lists: its last 50)."""
     with transaction.atomic():
@@ -477,6 +480,9 @@ def fail_import(*, job: ImportJob, reason: str) -> None:
         if job.play_id_floor is not None:
             added = Play.objects.filter(
                 user_id=job.user_id, pk__gt=job.play_id_floor, source__in=EXPORT_SOURCES
+            )
+            added.exclude(played_at=Trunc("played_at", "second", tzinfo=UTC)).update(
+                source=Source.API, **API_PLAY_DETAILS
             )
             earliest = added.aggregate(earliest=Min("played_at"))["earliest"]
             removed, _ = added.delete()

@@ -172,9 +172,11 @@ def test_one_import_per_user_runs_at_a_time(user, tmp_path):
 def test_a_failed_import_gives_back_a_play_a_poll_folded_into_one_of_its_plays(
     user, connect_fake, fake_spotify, make_track, make_play, tmp_path, settings
 ):
-    """A poll during an import folds the play it saw into one the import had just added. The
-    import then fails and removes its plays; the next poll asks Spotify again from before them
-    and stores the play anew, so the failure loses nothing."""
+    """A poll during an import folds the plays it saw into ones the import had just added. The
+    import then fails and removes its plays. A fold that gave its play the API's millisecond
+    time leaves it in place as the API play it was; one that left no mark (an API time with no
+    milliseconds) is fetched again by the next poll, from before the import's plays: the
+    failure loses nothing."""
     from apps.accounts.fake_spotify import make_track as spotify_track
     from apps.history import collection
     from apps.history.models import SyncCheckpoint
@@ -190,31 +192,43 @@ def test_a_failed_import_gives_back_a_play_a_poll_folded_into_one_of_its_plays(
         job_id=services.create_local_job(user=user, path=path, queue=False).pk
     )
     assert claimed is not None
-    # A play the import added (whole seconds), then the same play polled (to the millisecond).
+    # Plays the import added (whole seconds, with the export's details), then the same plays
+    # polled. Teardrop's fold takes the API's millisecond time. Angel's API time has no
+    # milliseconds, so its fold leaves no mark.
     at = seen_at + timedelta(minutes=30)
-    track = make_track("Teardrop", "Massive Attack", "Mezzanine", uri="spotify:track:td01")
-    make_play(user, track, at, source=Source.EXPORT_EXTENDED)
-    payload = spotify_track("Teardrop", "Massive Attack", "Mezzanine", track_id="td01")
-    fake_spotify.add_play("alice", played_at=at + timedelta(milliseconds=306), track=payload)
+    angel_at = at + timedelta(minutes=5)
+    details = {"ms_played": 200_000, "platform": "android", "reason_end": "trackdone"}
+    for name, uri, when, polled_at in (
+        ("Teardrop", "td01", at, at + timedelta(milliseconds=306)),
+        ("Angel", "an01", angel_at, angel_at),
+    ):
+        track = make_track(name, "Massive Attack", "Mezzanine", uri=f"spotify:track:{uri}")
+        make_play(user, track, when, source=Source.EXPORT_EXTENDED, **details)
+        payload = spotify_track(name, "Massive Attack", "Mezzanine", track_id=uri)
+        fake_spotify.add_play("alice", played_at=polled_at, track=payload)
     run = collection.poll_user(user=user)
-    assert (run.counts["added"], run.counts["duplicates"]) == (0, 1)
-    assert Play.objects.for_user(user).count() == 2
+    assert (run.counts["added"], run.counts["duplicates"]) == (0, 2)
+    assert Play.objects.for_user(user).count() == 3
 
     services.fail_import(job=claimed, reason="The file is not a ZIP archive.")
-    assert list(Play.objects.for_user(user).values_list("track__name", flat=True)) == [
-        "Seen before"
+    plays = Play.objects.for_user(user).order_by("played_at")
+    polled = at + timedelta(milliseconds=306)
+    assert [(p.track.name, p.played_at, p.source, p.ms_played, p.platform) for p in plays] == [
+        ("Seen before", seen_at, Source.API, None, ""),
+        ("Teardrop", polled, Source.API, None, ""),  # the export's details went with it
     ]
+    assert Play.objects.get(track__name="Teardrop").reason_end == ""
+    # The cursor goes back to before the earliest play removed (Angel's), less the tolerance.
     rewound = SyncCheckpoint.objects.get(user=user).newest_played_at
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
-    assert rewound == at + timedelta(milliseconds=306) - tolerance
+    assert rewound == angel_at - tolerance
 
-    run = collection.poll_user(user=user)
+    run = collection.poll_user(user=user)  # from the cursor on, Spotify lists Angel alone
     assert (run.counts["added"], run.counts["duplicates"]) == (1, 0)
     plays = Play.objects.for_user(user).order_by("played_at")
     assert [(p.track.name, p.played_at, p.source) for p in plays] == [
         ("Seen before", seen_at, Source.API),
-        ("Teardrop", at + timedelta(milliseconds=306), Source.API),
+        ("Teardrop", polled, Source.API),
+        ("Angel", angel_at, Source.API),
     ]
-    assert SyncCheckpoint.objects.get(user=user).newest_played_at == at + timedelta(
-        milliseconds=306
-    )
+    assert SyncCheckpoint.objects.get(user=user).newest_played_at == angel_at
