@@ -26,7 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
 
@@ -142,17 +142,25 @@ def queue_import(job: ImportJob) -> None:
 # --- Running jobs -----------------------------------------------------------------------------
 
 
+# An import from its first claim to its end: running, or interrupted and waiting to resume.
+IN_PROGRESS = Q(status=ImportJob.Status.RUNNING) | Q(
+    status=ImportJob.Status.PENDING, started_at__isnull=False
+)
+
+
 def claim_job(*, job_id: int) -> ImportJob | None:
     """Take a pending job for this worker; None when it is gone or taken. One import per user
-    runs at a time (a failed import's clean-up relies on it): UserBusy says to come back."""
+    runs at a time, from its first claim to its end, including while an interrupted one waits
+    to resume: a failed import's clean-up removes the export plays added since its first claim,
+    so no other import of the user may add any meanwhile. UserBusy says to come back."""
     with transaction.atomic():
         job = ImportJob.objects.filter(pk=job_id).select_related("user").first()
         if job is None:
             return None
         User.objects.select_for_update().filter(pk=job.user_id).first()
-        busy = ImportJob.objects.filter(user_id=job.user_id, status=ImportJob.Status.RUNNING)
+        busy = ImportJob.objects.filter(IN_PROGRESS, user_id=job.user_id)
         if busy.exclude(pk=job_id).exists():
-            raise UserBusy(f"Another import of {job.user} is running.")
+            raise UserBusy(f"Another import of {job.user} is running or waiting to resume.")
         now = timezone.now()
         claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
             status=ImportJob.Status.RUNNING, heartbeat_at=now, error=""
@@ -530,13 +538,15 @@ def requeue_stale_jobs(*, stale_after: timedelta = STALE_AFTER) -> list[int]:
                 queue_import(job)
                 queued.append(job.pk)
     # Pending jobs whose message was lost: queued again, at most once per `stale_after` (the
-    # heartbeat marks when), and not while another import of the same user runs (the queued
-    # task retries then).
+    # heartbeat marks when), and not while another import of the same user is in progress (the
+    # queued task retries then).
     forgotten = ImportJob.objects.filter(status=ImportJob.Status.PENDING).filter(
         Q(heartbeat_at__isnull=True, created_at__lt=cutoff) | Q(heartbeat_at__lt=cutoff)
     )
-    running_users = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).values("user_id")
-    for job in forgotten.exclude(user_id__in=running_users):
+    other_in_progress = ImportJob.objects.filter(IN_PROGRESS, user_id=OuterRef("user_id")).exclude(
+        pk=OuterRef("pk")
+    )
+    for job in forgotten.exclude(Exists(other_in_progress)):
         with transaction.atomic():
             ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
             queue_import(job)

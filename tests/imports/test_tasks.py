@@ -169,6 +169,43 @@ def test_one_import_per_user_runs_at_a_time(user, tmp_path):
     assert second.status == "pending"
 
 
+def test_an_interrupted_import_keeps_other_imports_of_its_user_waiting(
+    user, make_track, make_play, tmp_path, django_capture_on_commit_callbacks
+):
+    """A failed import removes the export plays added since its first claim, so while an
+    interrupted one waits to resume, no other import of the same user may add any."""
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    first = services.claim_job(
+        job_id=services.create_local_job(user=user, path=path, queue=False).pk
+    )
+    assert first is not None
+    second = services.create_local_job(user=user, path=path, queue=False)
+    # The first one's worker dies: it goes back to pending, to resume.
+    ImportJob.objects.filter(pk=first.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks():
+        assert services.requeue_stale_jobs() == [first.pk]
+    with pytest.raises(services.UserBusy, match="running or waiting to resume"):
+        services.claim_job(job_id=second.pk)
+    # Should the first one's message be lost too, it alone is queued again.
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.requeue_stale_jobs(stale_after=timedelta(0)) == [first.pk]
+    assert len(callbacks) == 1
+
+    first = services.claim_job(job_id=first.pk)
+    assert first is not None and first.attempts == 2
+    make_play(user, make_track("Added by the first"), datetime(2024, 1, 1, tzinfo=UTC))
+    services.fail_import(job=first, reason="The file is not a ZIP archive.")
+    assert Play.objects.for_user(user).count() == 0
+    done = services.run_import(job_id=second.pk)
+    assert done is not None
+    assert (done.status, done.plays_added, Play.objects.for_user(user).count()) == (
+        "succeeded",
+        3,
+        3,
+    )
+
+
 def test_a_failed_import_gives_back_a_play_a_poll_folded_into_one_of_its_plays(
     user, connect_fake, fake_spotify, make_track, make_play, tmp_path, settings
 ):
