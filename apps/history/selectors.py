@@ -721,10 +721,16 @@ def _zone_changes(key: str) -> tuple[list[datetime], list[int]]:
     return changes, offsets
 
 
-def _whole_hours(key: str) -> bool:
-    """Whether the zone's offsets are whole hours, so its local days and hours are unions of
-    UTC hours (and HourTotal rows answer for them)."""
-    return not any(seconds % 3600 for seconds in _zone_changes(key)[1])
+def _whole_hours(key: str, lo: datetime | None, hi: datetime | None) -> bool:
+    """Whether the zone's local days and hours between lo and hi (None: unbounded) are unions
+    of UTC hours, so HourTotal rows answer for them: its offsets there are whole hours, and it
+    changes them on whole UTC hours (America/Goose_Bay changed at 00:01 local until 2011)."""
+    changes, offsets = _zone_changes(key)
+    i = 0 if lo is None else bisect.bisect_right(changes, lo)
+    j = len(changes) if hi is None else bisect.bisect_left(changes, hi)
+    return not any(seconds % 3600 for seconds in offsets[i : j + 1]) and not any(
+        at.minute or at.second for at in changes[i:j]
+    )
 
 
 def _local_date(day_number: int) -> date:
@@ -799,8 +805,16 @@ def _local_number(window: Window, unit: int, column: str = "played_at") -> _Loca
 
 def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
     """The user's per-hour totals inside the window, when they answer exactly (PostgreSQL with
-    current totals, and a zone with whole-hour offsets); otherwise None."""
-    if not _whole_hours(str(window.tz.key)) or not play_totals.usable():
+    current totals, and a zone whose local hours are UTC hours while the plays last);
+    otherwise None."""
+    if not play_totals.usable():
+        return None
+    lo, hi = window.start_at, window.end_at
+    if lo is None or hi is None:
+        first, last = _memo(("bounds", user.pk), lambda: _bounds(user))
+        lo = lo or first
+        hi = hi or (last + timedelta(seconds=1) if last else None)
+    if not _whole_hours(str(window.tz.key), lo, hi):
         return None
     hours = HourTotal.objects.filter(user=user)
     if window.start_at is not None:
@@ -966,24 +980,29 @@ def _bounds(user: User) -> tuple[datetime | None, datetime | None]:
 
 
 def _span(
-    user: User, window: Window
+    user: User, window: Window, seen: Iterable[date] = ()
 ) -> tuple[date | None, date | None, datetime | None, datetime | None]:
-    """The local dates a window covers (an open side is clipped to the data), and the first and
-    last play overall."""
+    """The local dates a window covers (an open side is clipped to the data, and reaches the
+    local dates `seen` in it), and the first and last play overall. A later play can fall on an
+    earlier local date than the first one's, where a zone turns its clocks back across midnight
+    (America/Santiago)."""
     first, last = _memo(("bounds", user.pk), lambda: _bounds(user))
     start = window.start_date
     end = window.end_date
+    seen = sorted(seen)
     if start is None and first is not None:
-        start = first.astimezone(window.tz).date()
+        start = min([first.astimezone(window.tz).date(), *seen[:1]])
     if end is None:
         end = window.today if last is None else max(window.today, last.astimezone(window.tz).date())
+        end = max([end, *seen[-1:]])
     return start, end, first, last
 
 
 def _coverage_note(user: User, window: Window, days: dict[date, int] | None = None) -> CoverageNote:
-    start, end, first, last = _span(user, window)
+    days = _days(user, window) if days is None else days
+    start, end, first, last = _span(user, window, days)
     days_in_window = (end - start).days + 1 if start and end else 0
-    with_data = len(_days(user, window) if days is None else days)
+    with_data = len(days)
     pct = _pct(with_data, days_in_window)
     thin = with_data == 0 or pct < THIN_DAYS_PCT
     if first is None:
@@ -1318,7 +1337,7 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
     plays = window_plays(user, window)
     days = _days(user, window)
     dates = sorted(days)
-    start, end, first, last = _span(user, window)
+    start, end, first, last = _span(user, window, dates)
     if end is not None:
         end = min(end, window.today) if window.end_date is None else end
     row = plays.aggregate(first=Min("played_at"), last=Max("played_at"))
@@ -1835,7 +1854,7 @@ def timeline(
         counts[period] += n
         ms[period] += day_ms or 0
         estimated += day_estimated
-    start, end, _, _ = _span(user, window)
+    start, end, _, _ = _span(user, window, counts)
     if window.end_date is None and end is not None:
         end = min(end, window.today)
     periods = []

@@ -370,8 +370,17 @@ def test_offset_changes_of_a_zone_are_found_to_the_hour() -> None:
     hours = [seconds // 3600 for seconds in offsets[spring : spring + 3]]
     assert hours == [-8, -7, -8]  # before, from spring, from autumn
     assert changes[spring + 1] == datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # 02:00 PDT
-    assert selectors._whole_hours("America/Los_Angeles")
-    assert not selectors._whole_hours("Asia/Kolkata")  # +05:30: plays are read one by one
+    assert selectors._whole_hours("America/Los_Angeles", None, None)
+    assert not selectors._whole_hours("Asia/Kolkata", None, None)  # +05:30: plays read one by one
+    # Whole-hour offsets, but until 2011 changes at 00:01 local time, within a UTC hour: the
+    # hour totals answer only for plays since then.
+    goose_bay = ("America/Goose_Bay", datetime(2010, 6, 1, tzinfo=UTC))
+    assert not selectors._whole_hours(*goose_bay, None)
+    assert not selectors._whole_hours(*goose_bay, datetime(2011, 6, 1, tzinfo=UTC))
+    assert selectors._whole_hours("America/Goose_Bay", datetime(2011, 6, 1, tzinfo=UTC), None)
+    # Hong Kong's offset changes of the 1970s fell on half hours.
+    assert not selectors._whole_hours("Asia/Hong_Kong", None, None)
+    assert selectors._whole_hours("Asia/Hong_Kong", datetime(2006, 1, 1, tzinfo=UTC), None)
 
 
 def test_a_half_hour_zone_places_plays_by_their_own_minutes(pacific: Any) -> None:
@@ -381,6 +390,32 @@ def test_a_half_hour_zone_places_plays_by_their_own_minutes(pacific: Any) -> Non
     assert heat.matrix[0][12] == 1 and heat.matrix[0][15] == 1 and heat.matrix[5][15] == 1
     assert heat.matrix[1][12] == 2  # 12:00 and 12:30 on Tuesday
     assert heat.weekday_totals == [2, 2, 0, 0, 0, 1, 0]
+
+
+def test_a_zone_that_changed_within_a_utc_hour_places_plays_by_their_own_minutes(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    """America/Goose_Bay left summer time at 03:01 UTC on 2010-11-07: a play in that UTC hour
+    falls on Sunday 00:00 local before 03:01, and on Saturday 23:00 after. The per-hour totals
+    (PostgreSQL) hold one row for the whole UTC hour, so the plays are counted one by one."""
+    track = make_track("Alpha Song", "Ärtist A", "Album A")
+    for when in (
+        datetime(2010, 11, 7, 3, 0, 30, tzinfo=UTC),
+        datetime(2010, 11, 7, 3, 30, tzinfo=UTC),
+    ):
+        make_play(user, track, when)
+    w = window(user, days=0, tz="America/Goose_Bay")
+    heat = selectors.listening_heatmap(user=user, window=w)
+    assert (heat.matrix[6][0], heat.matrix[5][23], heat.weekday_totals[5:]) == (1, 1, [1, 1])
+    days = selectors.timeline(user=user, window=w, granularity="day").periods
+    # The later play falls on the earlier local date: the days start there.
+    assert [(p.start, p.listens) for p in days[:2]] == [
+        (date(2010, 11, 6), 1),
+        (date(2010, 11, 7), 1),
+    ]
+    cover = selectors.coverage(user=user, window=w)
+    assert (cover.coverage.days_with_data, cover.coverage.days_in_window) == (2, 5614)
+    assert cover.gaps[0].start == date(2010, 11, 8)
 
 
 def test_biggest_day_repeat_ties_go_to_the_latest_day_then_the_name(
