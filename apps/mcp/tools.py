@@ -289,7 +289,8 @@ def run(tool: Tool, *, caller: User, params: Params) -> msgspec.Struct:
 
     user = acting_user(caller, params)
     try:
-        return tool.run(user, params)
+        with selectors.shared_reads():  # a tool's analyses read what they share once
+            return tool.run(user, params)
     except (QueryError, SpotifyError) as exc:
         raise ToolError(str(exc)) from None
 
