@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.history.collection import user_lock
 from apps.history.ingest import API_PLAY_DETAILS, PlayRecord, insert_plays
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob
@@ -474,16 +476,20 @@ def _write_batch(
         setattr(job, name, value)
 
 
+# How long a failing import waits for a poll of its user to end before cleaning up anyway.
+FAIL_LOCK_WAIT_SECONDS = 60.0
+
+
 def fail_import(*, job: ImportJob, reason: str) -> None:
     """End a job as failed and remove the plays it added, so nothing half-written stays.
 
-    A poll during the import may have folded a play it saw into one of those plays. Such a play
-    took the API's millisecond time (an export's plays are whole seconds): it stays, as the API
-    play it was, without what the export said of it. A fold that left no such mark goes with
-    the import's plays, so the user's poll cursor moves back to before the earliest of them: the
-    next poll asks Spotify again from there and stores such a play anew (a play Spotify still
-    lists: its last 50)."""
-    with transaction.atomic():
+    It holds the user's collection lock meanwhile, so no poll folds a play into one of those
+    plays as they go. A poll before it may have: such a play took the API's millisecond time
+    (an export's plays are whole seconds), and it stays, as the API play it was, without what
+    the export said of it. A fold that left no such mark goes with the import's plays, so the
+    user's poll cursor moves back to before the earliest of them: the next poll asks Spotify
+    again from there and stores such a play anew (a play Spotify still lists: its last 50)."""
+    with _polls_held(job.user_id, wait=job.play_id_floor is not None), transaction.atomic():
         removed = 0
         if job.play_id_floor is not None:
             added = Play.objects.filter(
@@ -506,6 +512,23 @@ def fail_import(*, job: ImportJob, reason: str) -> None:
     logger.warning(
         "Import %s of %s failed: %s (%d plays removed)", job.pk, job.user, reason, removed
     )
+
+
+@contextlib.contextmanager
+def _polls_held(user_id: int, *, wait: bool) -> Iterator[None]:
+    """Hold the user's collection lock (polls and syncs skip while it is held), waiting up to
+    FAIL_LOCK_WAIT_SECONDS for a running one to end; past that, go on without it."""
+    deadline = time.monotonic() + FAIL_LOCK_WAIT_SECONDS
+    while wait:
+        with user_lock(user_id) as locked:
+            if locked:
+                yield
+                return
+        if time.monotonic() >= deadline:
+            logger.warning("A poll of user %s held on; cleaning up without waiting more.", user_id)
+            break
+        time.sleep(0.5)
+    yield
 
 
 # --- Recovery and the watched folder ----------------------------------------------------------

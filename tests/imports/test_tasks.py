@@ -206,6 +206,44 @@ def test_an_interrupted_import_keeps_other_imports_of_its_user_waiting(
     )
 
 
+def test_a_failing_import_waits_for_a_running_poll_of_its_user(
+    user, make_track, make_play, tmp_path, monkeypatch, caplog
+):
+    """The clean-up holds the user's collection lock, so no poll folds a play into the plays
+    it removes; it waits for a running poll, and past FAIL_LOCK_WAIT_SECONDS goes on anyway."""
+    import threading
+
+    from django.core.cache import cache
+
+    from apps.history.collection import user_lock
+
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    for attempt in range(2):
+        job = services.claim_job(
+            job_id=services.create_local_job(user=user, path=path, queue=False).pk
+        )
+        assert job is not None
+        make_play(user, make_track(f"Added {attempt}"), datetime(2024, 1, 1, tzinfo=UTC))
+        key = f"collect:lock:{user.pk}"
+        assert cache.add(key, "a poll", timeout=60)  # a poll of the user is running
+        if attempt == 0:  # it ends after 0.3 s
+            threading.Timer(0.3, cache.delete, [key]).start()
+        else:  # it never ends in time
+            monkeypatch.setattr(services, "FAIL_LOCK_WAIT_SECONDS", 0.3)
+        started = time.monotonic()
+        services.fail_import(job=job, reason="The file is not a ZIP archive.")
+        assert time.monotonic() - started >= 0.3
+        assert Play.objects.for_user(user).count() == 0
+        job.refresh_from_db()
+        assert (job.status, job.error) == ("failed", "The file is not a ZIP archive.")
+        cache.delete(key)
+        with user_lock(user.pk) as free:  # the clean-up let go of the lock
+            assert free
+        waited_out = "held on; cleaning up without waiting more" in caplog.text
+        assert waited_out == (attempt == 1)
+
+
 def test_a_failed_import_gives_back_a_play_a_poll_folded_into_one_of_its_plays(
     user, connect_fake, fake_spotify, make_track, make_play, tmp_path, settings
 ):
