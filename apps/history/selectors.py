@@ -811,7 +811,7 @@ def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
         return None
     lo, hi = window.start_at, window.end_at
     if lo is None or hi is None:
-        first, last = _memo(("bounds", user.pk), lambda: _bounds(user))
+        first, last = _bounds(user)
         lo = lo or first
         hi = hi or (last + timedelta(seconds=1) if last else None)
     if not _whole_hours(str(window.tz.key), lo, hi):
@@ -970,8 +970,13 @@ def _read_days(user: User, window: Window) -> dict[date, int]:
 
 
 def _bounds(user: User) -> tuple[datetime | None, datetime | None]:
-    """The user's first and last play (two queries: each is one index probe, where both in one
-    query scan the user's index range on SQLite)."""
+    """The user's first and last play."""
+    return _memo(("bounds", user.pk), lambda: _read_bounds(user))
+
+
+def _read_bounds(user: User) -> tuple[datetime | None, datetime | None]:
+    # Two queries: each is one index probe, where both in one query scan the user's index range
+    # on SQLite.
     plays = Play.objects.for_user(user)
     return (
         plays.aggregate(first=Min("played_at"))["first"],
@@ -986,15 +991,15 @@ def _span(
     local dates `seen` in it), and the first and last play overall. A later play can fall on an
     earlier local date than the first one's, where a zone turns its clocks back across midnight
     (America/Santiago)."""
-    first, last = _memo(("bounds", user.pk), lambda: _bounds(user))
+    first, last = _bounds(user)
     start = window.start_date
     end = window.end_date
-    seen = sorted(seen)
+    seen = list(seen)
     if start is None and first is not None:
-        start = min([first.astimezone(window.tz).date(), *seen[:1]])
+        start = min([first.astimezone(window.tz).date(), *seen])
     if end is None:
         end = window.today if last is None else max(window.today, last.astimezone(window.tz).date())
-        end = max([end, *seen[-1:]])
+        end = max([end, *seen])
     return start, end, first, last
 
 
