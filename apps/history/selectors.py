@@ -609,21 +609,27 @@ class Counted:
         """The totals, and every artist as (artist_id, listens, ms) in rank order (listens,
         minutes, then `_tie_order`), from one grouping by the database: for callers that need
         neither albums nor tracks (comparing periods)."""
+        # Ordered by listens and minutes here; only the ties are ordered in Python.
         rows = self.per_track(
-            "SELECT s.*, a.name_key FROM (SELECT artist_id, CAST(SUM(n) AS BIGINT), "
-            "CAST(SUM(ms) AS BIGINT), COUNT(*), CAST(SUM(unknown) AS BIGINT) "
-            "FROM t GROUP BY artist_id) s LEFT JOIN music_artist a ON a.id = s.artist_id"
+            "SELECT s.*, a.name_key FROM (SELECT artist_id, CAST(SUM(n) AS BIGINT) AS n, "
+            "CAST(SUM(ms) AS BIGINT) AS ms, COUNT(*), CAST(SUM(unknown) AS BIGINT) "
+            "FROM t GROUP BY artist_id) s LEFT JOIN music_artist a ON a.id = s.artist_id "
+            "ORDER BY s.n DESC, s.ms DESC"
+        )
+        keys, listens, ms, tracks, unknown, name_keys = (
+            zip(*rows, strict=True) if rows else [()] * 6
         )
         totals = Totals(
-            listens=sum(row[1] for row in rows),
-            minutes=_minutes(sum(row[2] for row in rows)),
-            minutes_estimated=any(row[4] for row in rows),
-            unique_tracks=sum(row[3] for row in rows),
-            unique_artists=sum(1 for row in rows if row[0] is not None),
+            listens=sum(listens),
+            minutes=_minutes(sum(ms)),
+            minutes_estimated=any(unknown),
+            unique_tracks=sum(tracks),
+            unique_artists=len(keys) - (None in keys),
         )
-        unknown = normalize_name(UNKNOWN_ARTIST)
-        rows.sort(key=lambda row: (-row[1], -row[2], *_tie_order(row[0], row[5], unknown)))
-        return totals, [(row[0], row[1], row[2]) for row in rows]
+        names = dict(zip(keys, name_keys, strict=True))
+        return totals, _break_ties(
+            list(zip(keys, listens, ms, strict=True)), names, normalize_name(UNKNOWN_ARTIST)
+        )
 
     def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
         """(listens, ms) per artist_id or album_id. Callers must not change the result."""
@@ -674,15 +680,22 @@ def _ranked(
     tied = _tied(best)
     if tied:
         name_keys = dict(model.objects.filter(pk__in=tied).values_list("pk", "name_key"))
-        unknown_key = normalize_name(unknown)
-        ordered: list[tuple[Any, int, int]] = []
-        for _, run in itertools.groupby(best, key=operator.itemgetter(1, 2)):  # equal neighbours
-            rows = list(run)
-            if len(rows) > 1:
-                rows.sort(key=lambda row: _tie_order(row[0], name_keys.get(row[0]), unknown_key))
-            ordered.extend(rows)
-        best = ordered
+        best = _break_ties(best, name_keys, normalize_name(unknown))
     return best[:limit]
+
+
+def _break_ties(
+    rows: list[tuple[Any, int, int]], name_keys: dict[Any, str | None], unknown_key: str
+) -> list[tuple[Any, int, int]]:
+    """(key, listens, minutes) rows in order of listens and minutes, with each run of equal
+    neighbours put in `_tie_order` (`name_keys`: the normalised name of each tied key)."""
+    ordered: list[tuple[Any, int, int]] = []
+    for _, run in itertools.groupby(rows, key=operator.itemgetter(1, 2)):
+        tied = list(run)
+        if len(tied) > 1:
+            tied.sort(key=lambda row: _tie_order(row[0], name_keys.get(row[0]), unknown_key))
+        ordered.extend(tied)
+    return ordered
 
 
 def _all_time(window: Window) -> bool:
