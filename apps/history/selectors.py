@@ -1440,27 +1440,31 @@ def _discovered(
     """Artists whose first listen ever falls inside the window, most listened first."""
     listens = {k: v for k, v in c.grouped("artist_id").items() if k is not None}
     candidates = set(listens)
-    if window.start_at is None:
+    start = window.start_at
+    if start is None:
         # Every artist heard in a window open to the past is first heard in it: only the best
         # need their first listen.
         best = _best(listens, limit)
         firsts = _artist_firsts(user, rule, [k for k, _, _ in best])
         return len(candidates), _discoveries(best, firsts, limit)
-    if window.start_at is not None and play_totals.usable():
-        # Only artists with a track first heard inside the window can be new in it.
+    if play_totals.usable():
+        # The artists with a track first heard inside the window, and none heard before it:
+        # one query on the first-listen indexes. Their first listen is their earliest track's.
         first = "first_play_at" if rule.include_short else "first_listen_at"
-        fresh = TrackTotal.objects.filter(
-            user=user, kind=MUSIC, **{f"{first}__gte": window.start_at}
-        )
+        tracks = TrackTotal.objects.filter(user=user, kind=MUSIC)
+        fresh = tracks.filter(**{f"{first}__gte": start})
         if window.end_at is not None:
             fresh = fresh.filter(**{f"{first}__lt": window.end_at})
-        candidates &= set(fresh.values_list("artist_id", flat=True).distinct())
-    firsts = _artist_firsts(user, rule, candidates) if candidates else {}
-    found = [
-        k
-        for k in candidates
-        if k in firsts and (window.start_at is None or firsts[k] >= window.start_at)
-    ]
+        heard_before = tracks.filter(artist_id=OuterRef("artist_id"), **{f"{first}__lt": start})
+        firsts = dict(
+            fresh.filter(~Exists(heard_before))
+            .values_list("artist_id")
+            .annotate(first=Min(first))
+            .order_by()
+        )
+    else:
+        firsts = _artist_firsts(user, rule, candidates) if candidates else {}
+    found = [k for k in candidates if k in firsts and firsts[k] >= start]
     return len(found), _discoveries(_best({k: listens[k] for k in found}, limit), firsts, limit)
 
 

@@ -251,7 +251,10 @@ def test_taste_summary_and_discovered_artists(user: Any, data: Any) -> None:
     assert [a.name for a in result.top_artists] == ["Ärtist A", "Band B"]
     assert result.repeat_rate == 1.75
     assert result.discovered_artists_count == 1
-    assert [(d.name, d.listens) for d in result.discovered_artists] == [("Ärtist A", 4)]
+    # Band B is not new: Duet was first heard in the window, but Gamma long before it.
+    assert [(d.name, d.listens, d.first_listen) for d in result.discovered_artists] == [
+        ("Ärtist A", 4, at(10, 10))
+    ]
     assert (result.peak_weekday, result.peak_hour) == ("Tuesday", 8)
 
 
