@@ -753,10 +753,10 @@ def _local_date(day_number: int) -> date:
 class _LocalNumber(Func):
     """Whole `unit`s of seconds (3600: hours, 86400: days) since 1970-01-01 00:00 local time,
     of a timestamp in `tz`: its UTC epoch plus the zone's offset at that instant. The offset is
-    found by a binary search over the zone's offset changes: `width_bucket` on PostgreSQL; on
-    SQLite, which has no arrays, nested CASEs over the changes between `start` and `end` (None:
-    unbounded). Plain arithmetic, where Django's zone-aware date functions call Python once a
-    row on SQLite."""
+    found by a binary search over the zone's offset changes between `start` and `end` (None:
+    unbounded), the window the timestamps are in: `width_bucket` on PostgreSQL; on SQLite,
+    which has no arrays, nested CASEs. Plain arithmetic, where Django's zone-aware date
+    functions call Python once a row on SQLite."""
 
     output_field = BigIntegerField()
 
@@ -772,11 +772,21 @@ class _LocalNumber(Func):
         super().__init__(expression)
         self.tz, self.unit, self.start, self.end = tz, int(unit), start, end
 
+    def _between(self) -> tuple[list[datetime], list[int]]:
+        """The zone's changes strictly between start and end, and its offset before the first
+        of them and from each on: all a timestamp in the window needs."""
+        changes, offsets = _zone_changes(str(self.tz.key))
+        i = 0 if self.start is None else bisect.bisect_right(changes, self.start)
+        j = len(changes) if self.end is None else bisect.bisect_left(changes, self.end)
+        return changes[i:j], offsets[i : j + 1]
+
     def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
-        changes, offsets = _zone_changes(str(self.tz.key))
+        changes, offsets = self._between()
         # date_part's double holds a microsecond apart (extract's numeric is exact but slower).
         epoch = f"floor(date_part('epoch', {sql}))::bigint"
+        if not changes:
+            return f"(({epoch} + %s) / {self.unit})", (*params, offsets[0])
         offset = f"(%s::int[])[width_bucket({sql}, %s::timestamptz[]) + 1]"
         return f"(({epoch} + {offset}) / {self.unit})", (*params, offsets, *params, changes)
 
@@ -787,13 +797,8 @@ class _LocalNumber(Func):
         # read as one.
         epoch = f"CAST(strftime(%s, substr({sql}, 1, 19)) AS INTEGER)"
         params = ("%s", *sql_params)
-        changes, offsets = _zone_changes(str(self.tz.key))
-        at = [int(c.timestamp()) for c in changes]
-        lo = None if self.start is None else self.start.timestamp()
-        hi = None if self.end is None else self.end.timestamp()
-        bounds = [c for c in at if (lo is None or c > lo) and (hi is None or c < hi)]
-        first = offsets[0] if lo is None else offsets[bisect.bisect_right(at, lo)]
-        values = [first, *(offsets[bisect.bisect_right(at, c)] for c in bounds)]
+        changes, values = self._between()
+        bounds = [int(c.timestamp()) for c in changes]
         out: list[Any] = []
 
         def tree(i: int, j: int) -> str:  # values[i..j], bounds[i..j-1] between them
