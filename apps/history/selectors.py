@@ -734,15 +734,24 @@ def _zone_changes(key: str) -> tuple[list[datetime], list[int]]:
     return changes, offsets
 
 
+def _changes_between(
+    key: str, lo: datetime | None, hi: datetime | None
+) -> tuple[list[datetime], list[int]]:
+    """The zone's offset changes strictly between lo and hi (None: unbounded), and its offset
+    before the first of them and from each on: all that times between lo and hi need."""
+    changes, offsets = _zone_changes(key)
+    i = 0 if lo is None else bisect.bisect_right(changes, lo)
+    j = len(changes) if hi is None else bisect.bisect_left(changes, hi)
+    return changes[i:j], offsets[i : j + 1]
+
+
 def _whole_hours(key: str, lo: datetime | None, hi: datetime | None) -> bool:
     """Whether the zone's local days and hours between lo and hi (None: unbounded) are unions
     of UTC hours, so HourTotal rows answer for them: its offsets there are whole hours, and it
     changes them on whole UTC hours (America/Goose_Bay changed at 00:01 local until 2011)."""
-    changes, offsets = _zone_changes(key)
-    i = 0 if lo is None else bisect.bisect_right(changes, lo)
-    j = len(changes) if hi is None else bisect.bisect_left(changes, hi)
-    return not any(seconds % 3600 for seconds in offsets[i : j + 1]) and not any(
-        at.minute or at.second for at in changes[i:j]
+    changes, offsets = _changes_between(key, lo, hi)
+    return not any(seconds % 3600 for seconds in offsets) and not any(
+        at.minute or at.second for at in changes
     )
 
 
@@ -773,12 +782,7 @@ class _LocalNumber(Func):
         self.tz, self.unit, self.start, self.end = tz, int(unit), start, end
 
     def _between(self) -> tuple[list[datetime], list[int]]:
-        """The zone's changes strictly between start and end, and its offset before the first
-        of them and from each on: all a timestamp in the window needs."""
-        changes, offsets = _zone_changes(str(self.tz.key))
-        i = 0 if self.start is None else bisect.bisect_right(changes, self.start)
-        j = len(changes) if self.end is None else bisect.bisect_left(changes, self.end)
-        return changes[i:j], offsets[i : j + 1]
+        return _changes_between(str(self.tz.key), self.start, self.end)
 
     def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
         sql, params = compiler.compile(self.source_expressions[0])
