@@ -94,14 +94,15 @@ def _load_postgresql(sizes: dict[str, int], user_ids: list[int]) -> None:
         "AS n FROM generate_series(1, %(count)s) g) "
         "INSERT INTO history_play (user_id, track_id, played_at, ms_played, source, "
         "reason_start, reason_end, skipped, shuffle, offline, platform, conn_country, "
-        "user_agent, export_username, created_at) "
+        "user_agent, export_username, created_at, artist_id, album_id, kind, duration_ms) "
         "SELECT %(user)s, t.id, "
         "timestamptz '2026-11-01 00:00+00' - make_interval(secs => d.g * %(spacing)s), "
         "CASE WHEN g %% 10 = 0 THEN 5000 WHEN g %% 17 = 0 THEN NULL ELSE 30000 + g %% 200000 "
         "END, CASE WHEN g %% 17 = 0 THEN 'api' ELSE 'export_extended' END, 'clickrow', "
         "CASE WHEN g %% 10 = 0 THEN 'fwdbtn' ELSE 'trackdone' END, g %% 10 = 0, false, false, "
-        "'android', 'FR', '', '', now() - make_interval(secs => g) "
-        "FROM draws d JOIN bench_tracks t ON t.n = d.n"
+        "'android', 'FR', '', '', now() - make_interval(secs => g), "
+        "k.primary_artist_id, k.album_id, k.kind, k.duration_ms "
+        "FROM draws d JOIN bench_tracks t ON t.n = d.n JOIN music_track k ON k.id = t.id"
     )
     with connection.cursor() as cursor:
         for sql in statements:

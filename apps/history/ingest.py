@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.history.copies import COPIES
 from apps.history.models import Play
 from apps.music.models import Source
 from apps.music.normalize import is_local_uri
@@ -341,20 +342,26 @@ _COLUMNS = (
 )
 
 
+# The track's copies (apps.history.copies) come from the catalogue in the same statement.
+_INSERT_ROW = (
+    f"INSERT INTO history_play ({_COLUMNS}, {', '.join(COPIES)}) "  # noqa: S608 (constants)
+    f"SELECT %s, k.id, {', '.join(['%s'] * 14)}, {', '.join(f'k.{c}' for c in COPIES.values())} "
+    "FROM music_track k WHERE k.id = %s"
+)
+
+
 def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
     """Insert new plays with one executemany (no model instances: the ORM's cost per row is
     most of the time on SQLite)."""
     ops = connection.ops
     when = ops.adapt_datetimefield_value
     now = when(timezone.now())
-    sql = f"INSERT INTO history_play ({_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.executemany(
-            sql,
+            _INSERT_ROW,
             [
                 (
                     user.pk,
-                    track_id,
                     when(r.played_at),
                     r.ms_played,
                     r.source,
@@ -369,6 +376,7 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
                     r.user_agent,
                     r.export_username,
                     now,
+                    track_id,
                 )
                 for r, track_id in rows
             ],
@@ -480,23 +488,23 @@ def _merge_sql() -> str:
 
 _MERGE_SQL = _merge_sql()
 
-_INSERT = """
+_INSERT = f"""
 WITH ins AS (
     INSERT INTO history_play (user_id, track_id, played_at, ms_played, source, reason_start,
         reason_end, skipped, shuffle, offline, platform, conn_country, ip_addr, user_agent,
-        export_username, created_at)
+        export_username, created_at, {", ".join(COPIES)})
     SELECT %(user)s, track_id, played_at, ms_played, %(source)s, reason_start, reason_end,
         skipped, shuffle, offline, platform, conn_country, ip_addr, user_agent,
-        export_username, now()
+        export_username, now(), {", ".join(f"k.{c}" for c in COPIES.values())}
     FROM (
         SELECT DISTINCT ON (track_id, played_at) * FROM history_play_stage
         WHERE play_id IS NULL ORDER BY track_id, played_at, seq
-    ) s
+    ) s JOIN music_track k ON k.id = s.track_id
     ON CONFLICT (user_id, track_id, played_at) DO NOTHING
     RETURNING played_at
 )
 SELECT count(*), min(played_at), max(played_at) FROM ins
-"""
+"""  # noqa: S608 (constants only)
 
 
 def _insert_postgresql(

@@ -45,6 +45,27 @@ class Play(models.Model):
     user_agent = models.CharField(max_length=256, blank=True)
     export_username = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Copies of the track's artist, album, kind and length, kept equal to music_track's by the
+    # triggers of `apps.history.copies` (on every insert, re-link and track edit), so that the
+    # analysis of a window reads the plays alone, with no join to the catalogue.
+    artist = models.ForeignKey(
+        Artist,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    album = models.ForeignKey(
+        Album,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    kind = models.CharField(max_length=8, choices=Track.Kind.choices, null=True)
+    duration_ms = models.PositiveIntegerField(null=True)
 
     objects = PlayQuerySet.as_manager()
 
@@ -54,8 +75,9 @@ class Play(models.Model):
                 fields=["user", "track", "played_at"], name="play_unique_user_track_played_at"
             )
         ]
-        # The (user, played_at) index is play_user_time_cover, made in migrations 0002 and 0005:
-        # covering on PostgreSQL (INCLUDE track_id, ms_played, source), plain on SQLite.
+        # The (user, played_at) index is play_user_time_cover, made in migrations 0002, 0005 and
+        # 0011: covering on PostgreSQL (INCLUDE the track, ms_played, source and the track's
+        # copies), plain on SQLite.
 
     def __str__(self) -> str:
         return f"{self.track_id} at {self.played_at:%Y-%m-%d %H:%M:%S}"

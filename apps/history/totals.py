@@ -20,6 +20,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from apps.history import copies
+
 TRACK_TABLE = "history_tracktotal"
 HOUR_TABLE = "history_hourtotal"
 DAY_TABLE = "history_daytotal"
@@ -29,13 +31,10 @@ TRACK_COLUMNS = ("plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_shor
 FIRSTS = ("first_play_at", "first_listen_at")
 # Any change to a track's plays leaves its best day to be counted again (see refresh_best_days).
 STALE = "best_days_stale = true"
-# TrackTotal's copies of its track's columns (copy: music_track column; see _track_changed_sql).
-COPIES = {
-    "artist_id": "primary_artist_id",
-    "album_id": "album_id",
-    "kind": "kind",
-    "duration_ms": "duration_ms",
-}
+# TrackTotal's copies of its track's columns, summed from the plays' own copies (see
+# apps.history.copies): an edit of a track updates its plays, and so, through the update
+# trigger, its totals.
+COPIES = tuple(copies.COPIES)
 HOUR_COLUMNS = (
     "plays",
     "podcast_plays",
@@ -52,14 +51,11 @@ HOUR_COLUMNS = (
 
 
 def _track_select(rows: str, min_ms: int, sign: int) -> str:
-    """Per (user, track) sums of a set of play rows, times sign, and the track's copies (joined
-    after summing: one catalogue row a track, not a play)."""
-    copies = ", ".join(f"k.{column}" for column in COPIES.values())
+    """Per (user, track) sums of a set of play rows, times sign, and the track's copies (the
+    same on each of its plays)."""
+    track_copies = ", ".join(f"min(r.{column})" for column in COPIES)
     return f"""
-        SELECT s.user_id, s.track_id, {copies}, {min_ms}, s.plays, s.short_plays,
-            s.unknown_ms_plays, s.ms_long, s.ms_short, s.first_play_at, s.first_listen_at
-        FROM (
-            SELECT r.user_id, r.track_id,
+            SELECT r.user_id, r.track_id, {track_copies}, {min_ms},
                 {sign} * count(*) AS plays,
                 {sign} * count(*) FILTER (WHERE r.ms_played < {min_ms}) AS short_plays,
                 {sign} * count(*) FILTER (WHERE r.ms_played IS NULL) AS unknown_ms_plays,
@@ -71,17 +67,16 @@ def _track_select(rows: str, min_ms: int, sign: int) -> str:
                 min(r.played_at) FILTER (WHERE r.ms_played >= {min_ms} OR r.ms_played IS NULL)
                     AS first_listen_at
             FROM {rows} r
-            GROUP BY r.user_id, r.track_id
-        ) s JOIN music_track k ON k.id = s.track_id"""
+            GROUP BY r.user_id, r.track_id"""
 
 
 def _hour_select(rows: str, min_ms: int, sign: int) -> str:
     """Per (user, UTC hour) sums of a set of play rows, times sign."""
-    music = "k.kind = 'music'"
+    music = "r.kind = 'music'"
     return f"""
         SELECT r.user_id, date_trunc('hour', r.played_at, 'UTC'), {min_ms},
             {sign} * count(*),
-            {sign} * count(*) FILTER (WHERE k.kind <> 'music'),
+            {sign} * count(*) FILTER (WHERE r.kind <> 'music'),
             {sign} * count(*) FILTER (WHERE r.source = 'api'),
             {sign} * count(*) FILTER (WHERE r.source = 'export_extended'),
             {sign} * count(*) FILTER (WHERE r.source = 'export_account'),
@@ -92,9 +87,9 @@ def _hour_select(rows: str, min_ms: int, sign: int) -> str:
                 FILTER (WHERE {music} AND r.ms_played >= {min_ms}), 0),
             {sign} * coalesce(sum(r.ms_played)
                 FILTER (WHERE {music} AND r.ms_played < {min_ms}), 0),
-            {sign} * coalesce(sum(coalesce(k.duration_ms, 0))
+            {sign} * coalesce(sum(coalesce(r.duration_ms, 0))
                 FILTER (WHERE {music} AND r.ms_played IS NULL), 0)
-        FROM {rows} r JOIN music_track k ON k.id = r.track_id
+        FROM {rows} r
         GROUP BY r.user_id, date_trunc('hour', r.played_at, 'UTC')"""
 
 
@@ -118,9 +113,8 @@ def _day_select(rows: str, min_ms: int, sign: int) -> str:
     return f"""
         SELECT r.user_id, {_local_day("r.played_at")}, {min_ms},
             {sign} * count(*),
-            {sign} * count(*) FILTER (WHERE k.kind = 'music' AND r.ms_played < {min_ms})
-        FROM {rows} r JOIN music_track k ON k.id = r.track_id
-        JOIN {_zones(rows)} z ON z.user_id = r.user_id
+            {sign} * count(*) FILTER (WHERE r.kind = 'music' AND r.ms_played < {min_ms})
+        FROM {rows} r JOIN {_zones(rows)} z ON z.user_id = r.user_id
         GROUP BY 1, 2"""
 
 
@@ -130,6 +124,7 @@ def _add(
     """Upsert the sums of `select`; for the track table, also the copies and the firsts."""
     names = [*keys, *(COPIES if track else ()), "min_ms", *columns, *(FIRSTS if track else ())]
     updates = [f"{c} = t.{c} + EXCLUDED.{c}" for c in columns]
+    updates += [f"{c} = EXCLUDED.{c}" for c in (COPIES if track else ())]
     updates += [f"{c} = LEAST(t.{c}, EXCLUDED.{c})" for c in (FIRSTS if track else ())]
     updates += [STALE] if track else []
     return (
@@ -260,59 +255,6 @@ def _zone_changed_sql(min_ms: int) -> list[str]:
     ]
 
 
-def _track_changed_sql(min_ms: int) -> list[str]:
-    """An edit of a track (the admin) updates its copies in TrackTotal rows; when its kind or
-    length changed, the hours of its plays are counted again (HourTotal counts music apart and
-    stands the length in for unknown ms_played), and when its kind changed, their days."""
-    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in COPIES.values())
-    copies = ", ".join(f"{copy} = NEW.{column}" for copy, column in COPIES.items())
-    track_plays = "(SELECT * FROM history_play WHERE track_id = NEW.id)"
-    hours = (
-        "(SELECT DISTINCT user_id, date_trunc('hour', played_at, 'UTC') AS hour "
-        f"FROM {track_plays} x)"
-    )
-    hour_plays = (
-        f"(SELECT p.* FROM history_play p JOIN {hours} o ON p.user_id = o.user_id "
-        "AND p.played_at >= o.hour AND p.played_at < o.hour + interval '1 hour')"
-    )
-    days = (
-        f"(SELECT DISTINCT r.user_id, z.tz, {_local_day('r.played_at')} AS day "
-        f"FROM {track_plays} r JOIN {_zones(track_plays)} z ON z.user_id = r.user_id)"
-    )
-    day_plays = (
-        f"(SELECT p.* FROM history_play p JOIN {days} o ON p.user_id = o.user_id "
-        "AND p.played_at >= (o.day::timestamp AT TIME ZONE o.tz) "
-        "AND p.played_at < ((o.day + 1)::timestamp AT TIME ZONE o.tz))"
-    )
-    recount_hours = _add(
-        HOUR_TABLE, ("user_id", "hour"), HOUR_COLUMNS, _hour_select(hour_plays, min_ms, 1)
-    )
-    recount_days = _add(
-        DAY_TABLE, ("user_id", "day"), DAY_COLUMNS, _day_select(day_plays, min_ms, 1)
-    )
-    body = f"""
-        UPDATE {TRACK_TABLE} SET {copies},
-            best_days_stale = best_days_stale OR OLD.kind IS DISTINCT FROM NEW.kind
-        WHERE track_id = NEW.id;
-        IF OLD.kind IS DISTINCT FROM NEW.kind OR OLD.duration_ms IS DISTINCT FROM NEW.duration_ms
-        THEN
-            DELETE FROM {HOUR_TABLE} t USING {hours} o
-            WHERE t.user_id = o.user_id AND t.hour = o.hour;
-            {recount_hours}
-        END IF;
-        IF OLD.kind IS DISTINCT FROM NEW.kind THEN
-            DELETE FROM {DAY_TABLE} t USING {days} o WHERE t.user_id = o.user_id AND t.day = o.day;
-            {recount_days}
-        END IF;"""
-    return [
-        "CREATE OR REPLACE FUNCTION history_track_changed() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$",
-        "DROP TRIGGER IF EXISTS history_track_changed ON music_track",
-        "CREATE TRIGGER history_track_changed AFTER UPDATE ON music_track "
-        f"FOR EACH ROW WHEN ({changed}) EXECUTE FUNCTION history_track_changed()",
-    ]
-
-
 def refresh_best_days(user_id: int) -> int:
     """Count the stale best days of one user's tracks again; the number of tracks counted.
 
@@ -388,7 +330,9 @@ def install_sql(min_ms: int) -> list[str]:
         f"LANGUAGE sql IMMUTABLE AS $$ SELECT {int(min_ms)} $$",
         ZONE_FUNCTION,
         *_zone_changed_sql(min_ms),
-        *_track_changed_sql(min_ms),
+        # Edits of a track reach its totals through its plays' copies now (0011).
+        "DROP TRIGGER IF EXISTS history_track_changed ON music_track",
+        "DROP FUNCTION IF EXISTS history_track_changed()",
     ]
     for event, body in functions.items():
         sql += [
@@ -437,11 +381,14 @@ def install(cursor: Any, *, min_ms: int | None = None) -> None:
 
 
 def rebuild(*, user_id: int | None = None) -> None:
-    """Reinstall the triggers with LISTEN_MIN_MS and recount (one user, or everyone)."""
+    """Reinstall the triggers with LISTEN_MIN_MS, put right the plays' copies of their tracks,
+    and recount (one user, or everyone)."""
     if connection.vendor != "postgresql":
         return
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("LOCK TABLE history_play IN SHARE ROW EXCLUSIVE MODE")
+        for statement in [*copies.install_sql("postgresql"), copies.REFILL_POSTGRESQL]:
+            cursor.execute(statement)
         for statement in install_sql(settings.LISTEN_MIN_MS):
             cursor.execute(statement)
         for statement in _recount_sql(settings.LISTEN_MIN_MS, user_id):
