@@ -500,7 +500,7 @@ class Timeline(Result, kw_only=True):
 
 MUSIC = Track.Kind.MUSIC
 PODCAST_KINDS = (Track.Kind.EPISODE, Track.Kind.CHAPTER)
-PLAYED_MS = Coalesce(F("ms_played"), F("track__duration_ms"), Value(0))
+PLAYED_MS = Coalesce(F("ms_played"), F("duration_ms"), Value(0))
 
 
 def window_plays(user: User, window: Window) -> QuerySet[Play]:
@@ -515,7 +515,7 @@ def window_plays(user: User, window: Window) -> QuerySet[Play]:
 
 def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     """The music plays in the window that count under the rule."""
-    return window_plays(user, window).filter(rule.listen_q, track__kind=MUSIC)
+    return window_plays(user, window).filter(rule.listen_q, kind=MUSIC)
 
 
 # The columns of the (artist, album) roll-up: the listens of one pair in a window, summed over
@@ -535,7 +535,7 @@ GROUP_COLUMNS = (
 class Counted:
     """The listens to aggregate, with how to count them: raw plays, or, for all time on
     PostgreSQL, the exact per-track totals (`apps.history.totals`). Both reach the track as
-    `track__…` in `rows`.
+    `track__…` in `rows`, and carry its artist, album and kind as `artist`, `album` and `kind`.
 
     `tracks` is the SQL (and its parameters) of one row per track: (track_id, artist_id,
     album_id, listens, ms, plays of unknown duration), ms including the estimated minutes of
@@ -883,7 +883,7 @@ def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
             tracks=tracks.query.sql_with_params(),
         )
     listened = window_plays(user, window).filter(rule.listen_q)
-    plays = listened.filter(track__kind=kind)
+    plays = listened.filter(kind=kind)
     return Counted(
         plays,
         Count("*"),
@@ -894,21 +894,28 @@ def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
 
 
 def _play_tracks(plays: QuerySet[Play], kind: str) -> tuple[str, tuple[Any, ...]]:
-    """`Counted.tracks` from plays: summed per track, then joined to the catalogue."""
+    """`Counted.tracks` from plays: summed per track, with the track's copies the plays carry
+    (no join to the catalogue)."""
+    # The copies are the same on each play of a track: taken with min(), not grouped by, which
+    # is cheaper over hundreds of thousands of plays.
     sums, params = (
-        plays.values_list("track_id")
+        plays.filter(kind=kind)
+        .values_list("track_id")
         .annotate(
-            n=Count("*"), ms=Sum("ms_played"), unknown=Count("played_at", filter=Q(ms_played=None))
+            artist_id=Min("artist_id"),
+            album_id=Min("album_id"),
+            duration_ms=Min("duration_ms"),
+            n=Count("*"),
+            ms=Sum("ms_played"),
+            unknown=Count("played_at", filter=Q(ms_played=None)),
         )
         .order_by()
         .query.sql_with_params()
     )
     return (
-        "SELECT k.id, k.primary_artist_id, k.album_id, s.n, "  # noqa: S608 (Django's SQL inside)
-        "COALESCE(s.ms, 0) + s.unknown * COALESCE(k.duration_ms, 0), s.unknown "
-        f"FROM ({sums}) s JOIN music_track k ON k.id = s.track_id "
-        "WHERE k.kind = %s",
-        (*params, kind),
+        "SELECT s.track_id, s.artist_id, s.album_id, s.n, "  # noqa: S608 (Django's SQL inside)
+        f"COALESCE(s.ms, 0) + s.unknown * COALESCE(s.duration_ms, 0), s.unknown FROM ({sums}) s",
+        params,
     )
 
 
@@ -980,7 +987,7 @@ def _read_days(user: User, window: Window) -> dict[date, int]:
             .order_by()
         )
         return {_local_date(day): short for day, short in rows}
-    short = Rule.default().short_q & Q(track__kind=MUSIC)
+    short = Rule.default().short_q & Q(kind=MUSIC)
     return {
         _local_date(day): n
         for day, n in window_plays(user, window)
@@ -1306,7 +1313,7 @@ def _biggest_day_repeat(user: User, window: Window, rule: Rule) -> DayRepeat | N
         days = (
             window_plays(user, window)
             .filter(rule.listen_q)
-            .exclude(track_id__in=Track.objects.exclude(kind=MUSIC).values("pk"))
+            .filter(kind=MUSIC)
             .annotate(day=_local_number(window, DAY_SECONDS))
             .values_list("track_id", "day")
             .annotate(n=Count("*"))
@@ -1381,7 +1388,7 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
         counts = [(key, sums[key] or 0) for key in Source.values if sums[key]]
     else:
         row |= plays.aggregate(
-            plays=Count("*"), podcasts=Count("played_at", filter=Q(track__kind__in=PODCAST_KINDS))
+            plays=Count("*"), podcasts=Count("played_at", filter=Q(kind__in=PODCAST_KINDS))
         )
         counts = list(plays.values_list("source").annotate(n=Count("*")).order_by())
     labels = dict(Source.choices)
@@ -1436,8 +1443,8 @@ def _artist_firsts(user: User, rule: Rule, ids: Iterable[int]) -> dict[int, date
         return dict(rows.annotate(first=Min(first)).exclude(first=None).order_by())
     return dict(
         Play.objects.for_user(user)
-        .filter(rule.listen_q, track__kind=MUSIC, track__primary_artist_id__in=ids)
-        .values_list("track__primary_artist_id")
+        .filter(rule.listen_q, kind=MUSIC, artist_id__in=ids)
+        .values_list("artist_id")
         .annotate(first=Min("played_at"))
         .order_by()
     )
@@ -1553,9 +1560,7 @@ def top_podcasts(
             or 0
         )
     elif not rule.include_short:
-        short = (
-            window_plays(user, window).filter(rule.short_q, track__kind=Track.Kind.EPISODE).count()
-        )
+        short = window_plays(user, window).filter(rule.short_q, kind=Track.Kind.EPISODE).count()
     rule_info = RuleInfo(
         min_ms_played=rule.min_ms_played,
         include_short=rule.include_short,
@@ -1632,8 +1637,8 @@ def entity_stats(
     candidates: list[tuple[str, str | None, int, Any]]
     if type == "artist":
         rows = (
-            source.rows.filter(track__primary_artist__name_key__contains=key)
-            .values(artist_key=F("track__primary_artist_id"), name=F("track__primary_artist__name"))
+            source.rows.filter(artist__name_key__contains=key)
+            .values(artist_key=F("artist_id"), name=F("artist__name"))
             .annotate(n=source.listens)
             .order_by("-n")[:200]
         )
@@ -1642,9 +1647,9 @@ def entity_stats(
         rows = (
             source.rows.filter(track__name_key__contains=key)
             .values(
-                artist_key=F("track__primary_artist_id"),
+                artist_key=F("artist_id"),
                 name_key=F("track__name_key"),
-                artist_name=F("track__primary_artist__name"),
+                artist_name=F("artist__name"),
             )
             .annotate(n=source.listens, name=Min("track__name"))
             .order_by("-n")[:200]
@@ -1671,6 +1676,8 @@ def entity_stats(
         )
     name, artist, count, ident = ranked[0]
     if type == "artist":
+        # Through the artist's tracks and the (user, track, played_at) index: no index leads
+        # from the plays' artist copy, and all time that would read every play.
         plays = listens.filter(track__primary_artist_id=ident)
     else:
         artist_id, name_key = ident
