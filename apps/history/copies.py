@@ -1,14 +1,15 @@
 # ruff: noqa: S608  (SQL built from constants only; no input reaches it)
 """Each play's copies of its track's artist, album, kind and length (`Play.artist` and the
-rest), kept equal to music_track's by triggers on both databases, so no write path can forget
-them:
+rest), kept equal to music_track's:
 
-- a play inserted without them (`kind` null: the ORM, the poll's portable path) gets them from
-  its track; the import's PostgreSQL path writes them itself, from the same join;
-- a play moved to another track (a local track merged into a real one) gets the new track's;
-- an edit of a track (the admin) updates its plays. On PostgreSQL that update runs the play
-  totals' update trigger (`apps.history.totals`), which moves the plays' sums to the new
-  artist, album, kind or length.
+- every insert writes them: the insert path's PostgreSQL statement joins the catalogue, its
+  portable path reads the batch's tracks once, and `Play.save` reads its track (a trigger on
+  each insert would cost SQLite a third of its import speed);
+- a play moved to another track (a local track merged into a real one) gets the new track's,
+  by trigger, on both databases;
+- an edit of a track (the admin) updates its plays, by trigger. On PostgreSQL that update runs
+  the play totals' update trigger (`apps.history.totals`), which moves the plays' sums to the
+  new artist, album, kind or length.
 
 With the copies, the analysis of a window reads the (user, played_at) index alone, with no join
 to the catalogue.
@@ -37,9 +38,6 @@ POSTGRESQL = [
     "CREATE OR REPLACE FUNCTION history_play_copies() RETURNS trigger LANGUAGE plpgsql AS $$ "
     f"BEGIN SELECT {_TRACK} INTO {', '.join(f'NEW.{c}' for c in COPIES)} "
     "FROM music_track WHERE id = NEW.track_id; RETURN NEW; END $$",
-    "DROP TRIGGER IF EXISTS history_play_copies_insert ON history_play",
-    "CREATE TRIGGER history_play_copies_insert BEFORE INSERT ON history_play "
-    "FOR EACH ROW WHEN (NEW.kind IS NULL) EXECUTE FUNCTION history_play_copies()",
     "DROP TRIGGER IF EXISTS history_play_copies_relink ON history_play",
     "CREATE TRIGGER history_play_copies_relink BEFORE UPDATE OF track_id ON history_play "
     "FOR EACH ROW WHEN (OLD.track_id IS DISTINCT FROM NEW.track_id) "
@@ -52,8 +50,6 @@ POSTGRESQL = [
 ]
 # SQLite's BEFORE triggers cannot set NEW: the row is updated right after it is written.
 SQLITE = [
-    "CREATE TRIGGER IF NOT EXISTS history_play_copies_insert AFTER INSERT ON history_play "
-    f"WHEN NEW.kind IS NULL BEGIN UPDATE history_play SET {_FROM_TRACK} WHERE id = NEW.id; END",
     "CREATE TRIGGER IF NOT EXISTS history_play_copies_relink "
     "AFTER UPDATE OF track_id ON history_play WHEN OLD.track_id IS NOT NEW.track_id "
     f"BEGIN UPDATE history_play SET {_FROM_TRACK} WHERE id = NEW.id; END",
@@ -62,14 +58,12 @@ SQLITE = [
 ]
 UNINSTALL = {
     "postgresql": [
-        "DROP TRIGGER IF EXISTS history_play_copies_insert ON history_play",
         "DROP TRIGGER IF EXISTS history_play_copies_relink ON history_play",
         "DROP TRIGGER IF EXISTS history_track_copies ON music_track",
         "DROP FUNCTION IF EXISTS history_play_copies()",
         "DROP FUNCTION IF EXISTS history_track_copies()",
     ],
     "sqlite": [
-        "DROP TRIGGER IF EXISTS history_play_copies_insert",
         "DROP TRIGGER IF EXISTS history_play_copies_relink",
         "DROP TRIGGER IF EXISTS history_track_copies",
     ],

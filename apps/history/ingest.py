@@ -37,7 +37,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.history.copies import COPIES
 from apps.history.models import Play
-from apps.music.models import Source
+from apps.music.models import Source, Track
 from apps.music.normalize import is_local_uri
 from apps.music.services import TrackInfo, resolve_tracks
 
@@ -342,26 +342,39 @@ _COLUMNS = (
 )
 
 
-# The track's copies (apps.history.copies) come from the catalogue in the same statement.
-_INSERT_ROW = (
-    f"INSERT INTO history_play ({_COLUMNS}, {', '.join(COPIES)}) "  # noqa: S608 (constants)
-    f"SELECT %s, k.id, {', '.join(['%s'] * 14)}, {', '.join(f'k.{c}' for c in COPIES.values())} "
-    "FROM music_track k WHERE k.id = %s"
-)
+_CHUNK = 900  # ids per query, under SQLite's limit on parameters
+
+
+def _track_copies(track_ids: set[int]) -> dict[int, tuple[Any, ...]]:
+    """Each track's columns its plays copy (apps.history.copies), read once a batch."""
+    found: dict[int, tuple[Any, ...]] = {}
+    ordered = sorted(track_ids)
+    for i in range(0, len(ordered), _CHUNK):
+        rows = Track.objects.filter(pk__in=ordered[i : i + _CHUNK]).values_list(
+            "pk", *COPIES.values()
+        )
+        found.update((pk, tuple(copies)) for pk, *copies in rows)
+    return found
 
 
 def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
     """Insert new plays with one executemany (no model instances: the ORM's cost per row is
-    most of the time on SQLite)."""
+    most of the time on SQLite), with their tracks' copies."""
     ops = connection.ops
     when = ops.adapt_datetimefield_value
     now = when(timezone.now())
+    copies = _track_copies({track_id for _, track_id in rows})
+    sql = (
+        f"INSERT INTO history_play ({_COLUMNS}, {', '.join(COPIES)}) "  # noqa: S608 (constants)
+        f"VALUES ({', '.join(['%s'] * 20)})"
+    )
     with connection.cursor() as cursor:
         cursor.executemany(
-            _INSERT_ROW,
+            sql,
             [
                 (
                     user.pk,
+                    track_id,
                     when(r.played_at),
                     r.ms_played,
                     r.source,
@@ -376,7 +389,7 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
                     r.user_agent,
                     r.export_username,
                     now,
-                    track_id,
+                    *copies[track_id],
                 )
                 for r, track_id in rows
             ],

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.history.copies import COPIES
 from apps.music.models import Album, Artist, Source, Track
 
 if TYPE_CHECKING:
@@ -45,9 +46,9 @@ class Play(models.Model):
     user_agent = models.CharField(max_length=256, blank=True)
     export_username = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Copies of the track's artist, album, kind and length, kept equal to music_track's by the
-    # triggers of `apps.history.copies` (on every insert, re-link and track edit), so that the
-    # analysis of a window reads the plays alone, with no join to the catalogue.
+    # Copies of the track's artist, album, kind and length, kept equal to music_track's (see
+    # `apps.history.copies`), so that the analysis of a window reads the plays alone, with no
+    # join to the catalogue.
     artist = models.ForeignKey(
         Artist,
         null=True,
@@ -81,6 +82,13 @@ class Play(models.Model):
 
     def __str__(self) -> str:
         return f"{self.track_id} at {self.played_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.kind is None:  # a new play: its track's copies (apps.history.copies)
+            track = Track.objects.values_list(*COPIES.values()).get(pk=self.track_id)
+            for name, value in zip(COPIES, track, strict=True):
+                setattr(self, name, value)
+        super().save(*args, **kwargs)
 
 
 class SyncCheckpoint(models.Model):

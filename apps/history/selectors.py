@@ -902,9 +902,9 @@ def _play_tracks(plays: QuerySet[Play], kind: str) -> tuple[str, tuple[Any, ...]
         plays.filter(kind=kind)
         .values_list("track_id")
         .annotate(
-            artist_id=Min("artist_id"),
-            album_id=Min("album_id"),
-            duration_ms=Min("duration_ms"),
+            track_artist=Min("artist_id"),
+            track_album=Min("album_id"),
+            track_length=Min("duration_ms"),
             n=Count("*"),
             ms=Sum("ms_played"),
             unknown=Count("played_at", filter=Q(ms_played=None)),
@@ -913,8 +913,9 @@ def _play_tracks(plays: QuerySet[Play], kind: str) -> tuple[str, tuple[Any, ...]
         .query.sql_with_params()
     )
     return (
-        "SELECT s.track_id, s.artist_id, s.album_id, s.n, "  # noqa: S608 (Django's SQL inside)
-        f"COALESCE(s.ms, 0) + s.unknown * COALESCE(s.duration_ms, 0), s.unknown FROM ({sums}) s",
+        "SELECT s.track_id, s.track_artist, s.track_album, s.n, "  # noqa: S608 (Django's SQL)
+        "COALESCE(s.ms, 0) + s.unknown * COALESCE(s.track_length, 0), s.unknown "
+        f"FROM ({sums}) s",
         params,
     )
 

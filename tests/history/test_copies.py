@@ -1,5 +1,5 @@
 """Each play's copies of its track's artist, album, kind and length equal the track's after every
-kind of write, on both databases (the triggers of apps.history.copies)."""
+kind of write, on both databases (apps.history.copies)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def assert_copies_equal() -> None:
 
 def test_the_triggers_are_installed(db: None) -> None:
     """A rebuilt table (SQLite remakes one for some schema changes) would lose its triggers."""
-    names = {"history_play_copies_insert", "history_play_copies_relink", "history_track_copies"}
+    names = {"history_play_copies_relink", "history_track_copies"}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
