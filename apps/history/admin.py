@@ -51,6 +51,8 @@ class PlayAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "track__name", "track__uri"]
     list_select_related = ["user", "track"]
     raw_id_fields = ["user", "track"]
+    # The copies of the track's columns follow the track (apps.history.copies): not shown.
+    exclude = ["artist", "album", "kind", "duration_ms"]
     readonly_fields = [
         "user",
         "track",

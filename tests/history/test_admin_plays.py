@@ -35,3 +35,18 @@ def test_all_users_list_newest_stored_first_and_one_user_by_played_at(
     assert days == [2, 1, 9, 3]  # newest stored first
     response = admin_client.get(PLAYS, {"user__id__exact": user.pk})
     assert [p.played_at.day for p in response.context["cl"].result_list] == [3, 2, 1]
+
+
+def test_the_change_page_shows_the_play_read_only_without_its_copies(
+    admin_client, user, make_track, make_play
+):
+    play = make_play(
+        user, make_track("Karma Police", "Radiohead"), datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    response = admin_client.get(f"{PLAYS}{play.pk}/change/")
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert list(form.fields) == []  # every shown field is read-only
+    body = response.content.decode()
+    assert "Karma Police" in body
+    assert 'name="artist"' not in body and 'name="duration_ms"' not in body
