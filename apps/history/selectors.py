@@ -114,6 +114,11 @@ def _memo(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
     return cast(T, memo[key])
 
 
+def _totals_usable() -> bool:
+    """`apps.history.totals.usable()`, asked once per block of shared reads."""
+    return _memo(("totals usable",), play_totals.usable)
+
+
 # --- Windows and the counting rule ------------------------------------------------------------
 
 
@@ -829,7 +834,7 @@ def _hours(user: User, window: Window) -> QuerySet[HourTotal] | None:
     """The user's per-hour totals inside the window, when they answer exactly (PostgreSQL with
     current totals, and a zone whose local hours are UTC hours while the plays last);
     otherwise None."""
-    if not play_totals.usable():
+    if not _totals_usable():
         return None
     lo, hi = window.start_at, window.end_at
     if lo is None or hi is None:
@@ -863,7 +868,7 @@ def counted(user: User, window: Window, rule: Rule, kind: str = MUSIC) -> Counte
 
 
 def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
-    if _all_time(window) and play_totals.usable():
+    if _all_time(window) and _totals_usable():
         n = F("plays") if rule.include_short else F("plays") - F("short_plays")
         known = F("ms_long") + F("ms_short") if rule.include_short else F("ms_long")
         ms = known + F("unknown_ms_plays") * Coalesce(F("duration_ms"), Value(0))
@@ -1436,7 +1441,7 @@ def coverage(*, user: User, window: Window, include_short: bool = False) -> Cove
 
 def _artist_firsts(user: User, rule: Rule, ids: Iterable[int]) -> dict[int, datetime]:
     """The first listen ever of each artist."""
-    if play_totals.usable():
+    if _totals_usable():
         first = "first_play_at" if rule.include_short else "first_listen_at"
         rows = TrackTotal.objects.filter(user=user, kind=MUSIC, artist_id__in=ids).values_list(
             "artist_id"
@@ -1464,7 +1469,7 @@ def _discovered(
         best = _best(listens, limit)
         firsts = _artist_firsts(user, rule, [k for k, _, _ in best])
         return len(candidates), _discoveries(best, firsts, limit)
-    if play_totals.usable():
+    if _totals_usable():
         # The artists with a track first heard inside the window, and none heard before it:
         # one query on the first-listen indexes. Their first listen is their earliest track's.
         first = "first_play_at" if rule.include_short else "first_listen_at"
@@ -1553,7 +1558,7 @@ def top_podcasts(
         ).values_list("pk", "name", "album__name")
     }
     short = 0
-    if not rule.include_short and _all_time(window) and play_totals.usable():
+    if not rule.include_short and _all_time(window) and _totals_usable():
         short = (
             TrackTotal.objects.filter(user=user, kind=Track.Kind.EPISODE).aggregate(
                 n=Sum("short_plays")

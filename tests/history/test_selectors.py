@@ -551,3 +551,29 @@ def test_local_hours_and_days_are_counted_in_the_database_as_python_counts_them(
         assert {at: (hour, day) for at, hour, day in inside} == {
             at: expected[at] for at, *_ in inside
         }
+
+
+def test_break_ties_orders_each_run_of_equal_rows_by_name_then_key() -> None:
+    """The runs of rows with equal listens and minutes are put in `_tie_order`; the rest stay
+    where they are: the same order as one full sort, on rows with many runs of every length."""
+    import random
+
+    rng = random.Random(7)
+    name_keys = {k: rng.choice(["adele", "bjork", "björk", "cher", "", None]) for k in range(300)}
+    rows: list[tuple[Any, int, int]] = [
+        (k, rng.randint(1, 6), rng.choice([60_000, 90_000])) for k in range(300)
+    ]
+    rows.append((None, 3, 60_000))  # the row without an artist
+    rows.sort(key=lambda r: (r[1], r[2]), reverse=True)
+    expected = sorted(
+        rows,
+        key=lambda r: (-r[1], -r[2], selectors._tie_order(r[0], name_keys.get(r[0]), "unknown")),
+    )
+    assert selectors._break_ties(rows, name_keys, "unknown") == expected
+    # No ties at all: the rows come back as they are.
+    assert selectors._break_ties([(1, 3, 10), (2, 2, 10), (3, 2, 5)], {}, "u") == [
+        (1, 3, 10),
+        (2, 2, 10),
+        (3, 2, 5),
+    ]
+    assert selectors._break_ties([], {}, "u") == []
