@@ -19,7 +19,32 @@ class PlayQuerySet(models.QuerySet["Play"]):
         return self.filter(user=user)
 
 
-class Play(models.Model):
+class TrackCopies(models.Model):
+    """The copies of their track's artist and album that plays and track totals carry (see
+    `apps.history.copies`): ids without foreign keys, as the triggers keep them equal."""
+
+    artist = models.ForeignKey(
+        Artist,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    album = models.ForeignKey(
+        Album,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Play(TrackCopies):
     """One play of one item by one user, identified by (user, track, played_at).
 
     `played_at` is the UTC time the play ended. `ms_played` is unknown (null) for API plays:
@@ -46,25 +71,9 @@ class Play(models.Model):
     user_agent = models.CharField(max_length=256, blank=True)
     export_username = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Copies of the track's artist, album, kind and length, kept equal to music_track's (see
-    # `apps.history.copies`), so that the analysis of a window reads the plays alone, with no
-    # join to the catalogue.
-    artist = models.ForeignKey(
-        Artist,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    album = models.ForeignKey(
-        Album,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    # Copies of the track's artist, album (TrackCopies), kind and length, kept equal to
+    # music_track's (see `apps.history.copies`), so that the analysis of a window reads the
+    # plays alone, with no join to the catalogue.
     kind = models.CharField(max_length=8, choices=Track.Kind.choices, null=True)
     duration_ms = models.PositiveIntegerField(null=True)
 
@@ -188,7 +197,7 @@ class LogEvent(models.Model):
         return logging.getLevelName(self.level)
 
 
-class TrackTotal(models.Model):
+class TrackTotal(TrackCopies):
     """All-time sums of one user's plays of one track, kept exact by the triggers of
     `apps.history.totals` in the same transaction as the plays. All-time analysis reads these
     rows instead of every play.
@@ -215,24 +224,8 @@ class TrackTotal(models.Model):
     best_day_listens = models.PositiveIntegerField(db_default=0)
     best_day_listens_on = models.DateField(null=True)
     best_days_stale = models.BooleanField(db_default=True)
-    # Copies of the track's artist, album, kind and length, kept equal to music_track's by the
-    # triggers, so that all-time roll-ups read this table alone.
-    artist = models.ForeignKey(
-        Artist,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    album = models.ForeignKey(
-        Album,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    # Copies of the track's artist, album (TrackCopies), kind and length, kept equal to
+    # music_track's by the triggers, so that all-time roll-ups read this table alone.
     kind = models.CharField(max_length=8, choices=Track.Kind.choices, db_default=Track.Kind.MUSIC)
     duration_ms = models.PositiveIntegerField(null=True)
 
