@@ -277,9 +277,10 @@ LOGGING = {
         "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {
-        "stdout": {
+        # Standard error: what the commands print on standard output (`--json`) stays clean.
+        "console": {
             "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
+            "stream": "ext://sys.stderr",
             "filters": ["request_id"],
             "formatter": "json" if LOG_FORMAT == "json" else "text",
         },
@@ -288,9 +289,9 @@ LOGGING = {
             "filters": ["request_id"],
         },
     },
-    "root": {"handlers": ["stdout", "database"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", "database"], "level": LOG_LEVEL},
     "loggers": {
-        "django.db.backends": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+        "django.db.backends": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
 

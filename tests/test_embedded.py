@@ -152,3 +152,35 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
     assert "Warm shutdown" in output, output[-2000:]
     # Every process stopped: nothing is still listening on the port.
     assert get_json(f"http://127.0.0.1:{port}/healthz")[0] == 0
+
+
+def test_the_commands_json_output_is_json_alone(embedded_env, tmp_path):
+    """`import_export --json` and `call_tool` print JSON that a script can parse: the logs go
+    to standard error, not into the output."""
+    import zipfile
+
+    from tests.imports.conftest import extended
+
+    manage(embedded_env, "migrate", "--no-input")
+    create = "from apps.accounts.models import User; User.objects.create_user('alice')"
+    manage(embedded_env, "shell", "-c", create)
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        records = [
+            extended("2025-03-14T18:23:41Z", track="Karma Police", artist="Radiohead"),
+            extended("2025-03-15T09:00:00Z", track="Karma Police", artist="Radiohead"),
+        ]
+        archive.writestr("Streaming_History_Audio_2025.json", json.dumps(records))
+
+    out = manage(embedded_env, "import_export", str(path), "--user", "alice", "--json")
+    summary = json.loads(out)
+    assert (summary["records"], summary["plays_added"], summary["status"]) == (
+        2,
+        2,
+        "succeeded",
+    )
+    out = manage(
+        embedded_env, "call_tool", "history_top_tracks", "--user", "alice", "--args", '{"days": 0}'
+    )
+    tracks = json.loads(out)["tracks"]
+    assert [(t["name"], t["listens"]) for t in tracks] == [("Karma Police", 2)]
