@@ -40,12 +40,19 @@ class Album(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # One album per (artist, name), and one per name among albums without an artist: two
+        # partial indexes, which SQLite has too (it has no NULLS NOT DISTINCT).
         constraints = [
             models.UniqueConstraint(
                 fields=["artist", "name_key"],
+                condition=models.Q(artist__isnull=False),
                 name="album_unique_per_artist",
-                nulls_distinct=False,
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["name_key"],
+                condition=models.Q(artist__isnull=True),
+                name="album_unique_without_artist",
+            ),
         ]
 
     def __str__(self) -> str:

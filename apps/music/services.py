@@ -8,7 +8,6 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.music.models import Album, Artist, Source, Track
@@ -94,13 +93,13 @@ def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKe
         keys = set(keys)
         if connection.vendor == "postgresql":
             return _fetch_albums_postgresql(keys)
-        artist_ids = {a for a, _ in keys}
-        by_artist = Q(artist_id__in=artist_ids - {None})
-        if None in artist_ids:
-            by_artist |= Q(artist__isnull=True)
-        rows = Album.objects.filter(by_artist, name_key__in={k for _, k in keys}).values_list(
-            "artist_id", "name_key", "pk", "spotify_id"
-        )
+        # The artists' albums (the unique index's range of each artist), and the wanted albums
+        # without an artist; the wanted pairs are picked here. Two IN lists on one index would
+        # have SQLite probe every pair of them.
+        columns = ("artist_id", "name_key", "pk", "spotify_id")
+        by_artist = Album.objects.filter(artist_id__in={a for a, _ in keys} - {None})
+        without = Album.objects.filter(artist=None, name_key__in={k for a, k in keys if a is None})
+        rows = by_artist.values_list(*columns).union(without.values_list(*columns), all=True)
         return {(a, k): (pk, sid) for a, k, pk, sid in rows if (a, k) in keys}
 
     found = fetch(wanted)
@@ -142,6 +141,7 @@ _FETCH_ALBUMS = """
 SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
 JOIN unnest(%s::bigint[], %s::varchar[]) AS w(artist_id, name_key)
     ON a.artist_id = w.artist_id AND a.name_key = w.name_key
+WHERE a.artist_id IS NOT NULL
 UNION ALL
 SELECT a.id, a.artist_id, a.name_key, a.spotify_id FROM music_album a
 WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])

@@ -87,3 +87,22 @@ def test_an_album_another_writer_added_first_is_found(
     assert len(calls) == 2
     assert Track.objects.get(pk=track_id).album_id == album.pk
     assert Album.objects.count() == 1
+
+
+def test_an_album_is_unique_per_artist_and_name_on_both_databases(db: None) -> None:
+    """One album per (artist, name key), and one per name key among albums without an artist:
+    enforced by the database (on SQLite too), so two writers can never make two."""
+    from django.core import checks
+    from django.db import IntegrityError, transaction
+
+    artist = Artist.objects.create(name="Radiohead", name_key="radiohead")
+    other = Artist.objects.create(name="Ok Go", name_key="ok go")
+    Album.objects.create(name="OK Computer", name_key="ok computer", artist=artist)
+    Album.objects.create(name="OK Computer", name_key="ok computer", artist=other)
+    Album.objects.create(name="OK Computer", name_key="ok computer")
+    for again in (artist, None):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Album.objects.create(name="Ok computer", name_key="ok computer", artist=again)
+    assert Album.objects.count() == 3
+    # Nothing the database cannot enforce is left to a warning.
+    assert [m.id for m in checks.run_checks() if m.id == "models.W047"] == []
