@@ -93,14 +93,7 @@ def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKe
         keys = set(keys)
         if connection.vendor == "postgresql":
             return _fetch_albums_postgresql(keys)
-        # The artists' albums (the unique index's range of each artist), and the wanted albums
-        # without an artist; the wanted pairs are picked here. Two IN lists on one index would
-        # have SQLite probe every pair of them.
-        columns = ("artist_id", "name_key", "pk", "spotify_id")
-        by_artist = Album.objects.filter(artist_id__in={a for a, _ in keys} - {None})
-        without = Album.objects.filter(artist=None, name_key__in={k for a, k in keys if a is None})
-        rows = by_artist.values_list(*columns).union(without.values_list(*columns), all=True)
-        return {(a, k): (pk, sid) for a, k, pk, sid in rows if (a, k) in keys}
+        return _fetch_albums_portable(keys)
 
     found = fetch(wanted)
     missing = [
@@ -158,6 +151,36 @@ def _fetch_albums_postgresql(keys: set[AlbumKey]) -> dict[AlbumKey, tuple[int, s
         )
         rows = cursor.fetchall()
     return {(artist_id, key): (pk, sid) for pk, artist_id, key, sid in rows}
+
+
+# Wanted albums per query: two parameters each, under SQLite's limit of 999 in older builds.
+_ALBUMS_PER_QUERY = 450
+
+
+def _fetch_albums_portable(keys: set[AlbumKey]) -> dict[AlbumKey, tuple[int, str | None]]:
+    """The albums among `keys`: each (artist, name) pair looked up in the unique index, joined
+    from a VALUES list (a filter with an IN list on each column would have SQLite probe every
+    pair of the two lists), and the albums without an artist by name."""
+    pairs = [(artist_id, key) for artist_id, key in keys if artist_id is not None]
+    found: dict[AlbumKey, tuple[int, str | None]] = {}
+    with connection.cursor() as cursor:
+        for i in range(0, len(pairs), _ALBUMS_PER_QUERY):
+            chunk = pairs[i : i + _ALBUMS_PER_QUERY]
+            cursor.execute(
+                "SELECT a.artist_id, a.name_key, a.id, a.spotify_id FROM music_album a "  # noqa: S608 (placeholders only)
+                f"JOIN (VALUES {', '.join(['(%s, %s)'] * len(chunk))}) AS w "
+                "ON a.artist_id = w.column1 AND a.name_key = w.column2 "
+                "WHERE a.artist_id IS NOT NULL",
+                [value for pair in chunk for value in pair],
+            )
+            found.update(((a, k), (pk, sid)) for a, k, pk, sid in cursor.fetchall())
+    without = [key for artist_id, key in keys if artist_id is None]
+    if without:
+        rows = Album.objects.filter(artist=None, name_key__in=without).values_list(
+            "name_key", "pk", "spotify_id"
+        )
+        found.update(((None, k), (pk, sid)) for k, pk, sid in rows)
+    return found
 
 
 def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> list[int]:

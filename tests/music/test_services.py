@@ -106,3 +106,23 @@ def test_an_album_is_unique_per_artist_and_name_on_both_databases(db: None) -> N
     assert Album.objects.count() == 3
     # Nothing the database cannot enforce is left to a warning.
     assert [m.id for m in checks.run_checks() if m.id == "models.W047"] == []
+
+
+def test_albums_with_and_without_an_artist_resolve_to_the_same_rows_again(db: None) -> None:
+    """The album lookup finds (artist, name) pairs and artistless names, more than one query's
+    worth of them, and never creates one twice."""
+    batch = [
+        TrackInfo(name=f"Song {i}", artist_name=f"Artist {i % 7}", album_name=f"Album {i}")
+        for i in range(services._ALBUMS_PER_QUERY + 30)
+    ] + [TrackInfo(name="Loose", artist_name="", album_name="No One's Album")]
+    first = resolve_tracks(batch)
+    assert Album.objects.count() == len(batch)
+    assert Album.objects.get(name_key="no one's album").artist_id is None
+    again = [
+        TrackInfo(name=f"Other {i.name}", artist_name=i.artist_name, album_name=i.album_name)
+        for i in batch
+    ]
+    second = resolve_tracks(again)
+    assert Album.objects.count() == len(batch)
+    albums = dict(Track.objects.values_list("pk", "album_id"))
+    assert [albums[t] for t in second] == [albums[t] for t in first]
