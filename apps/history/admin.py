@@ -35,13 +35,23 @@ LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, loggi
 
 class BoundedCountPaginator(Paginator):
     """Counts at most MAX_COUNT rows, so a changelist over millions of plays never runs a full
-    COUNT(*). Past the bound the admin shows MAX_COUNT and its pages; filters narrow further."""
+    COUNT(*). Past the bound the admin shows "MAX_COUNT+" (templates/admin/pagination.html) and
+    MAX_COUNT rows of pages; filters narrow further."""
 
     MAX_COUNT = 10_000
 
     @cached_property
+    def _counted(self) -> int:
+        return self.object_list[: self.MAX_COUNT + 1].count()  # type: ignore[attr-defined]
+
+    @cached_property
     def count(self) -> int:
-        return self.object_list[: self.MAX_COUNT].count()  # type: ignore[attr-defined]
+        return min(self._counted, self.MAX_COUNT)
+
+    @property
+    def capped(self) -> bool:
+        """Whether there are more rows than the count says."""
+        return self._counted > self.MAX_COUNT
 
 
 @admin.register(Play)
