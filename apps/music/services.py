@@ -17,6 +17,9 @@ from apps.music.normalize import normalize_name as _normalize_name
 # Names repeat a lot in a batch (artists, albums): normalise each once.
 normalize_name = lru_cache(maxsize=65_536)(_normalize_name)
 
+# (kind, owner key, name key): see TrackInfo.key.
+NameKey = tuple[str, str, str]
+
 
 @dataclass(slots=True)
 class TrackInfo:
@@ -33,9 +36,12 @@ class TrackInfo:
     artists: tuple[tuple[str, str | None], ...] = field(default_factory=tuple)
 
     @property
-    def key(self) -> tuple[str, str]:
-        """Name identity: (normalised primary artist, normalised track name)."""
-        return (normalize_name(self.artist_name), normalize_name(self.name))
+    def key(self) -> NameKey:
+        """Name identity: the kind, the normalised owner and the normalised name. A song's owner
+        is its primary artist; an episode's is its show and a chapter's its audiobook (the
+        album), since they have no artist."""
+        owner = self.artist_name if self.kind == Track.Kind.MUSIC else self.album_name
+        return (self.kind, normalize_name(owner), normalize_name(self.name))
 
     @property
     def resolved_uri(self) -> str:
@@ -224,7 +230,7 @@ def _ids_by_uri(uris: set[str]) -> dict[str, int]:
 
 def _upsert_tracks(
     infos: Sequence[TrackInfo], *, source: str, known: dict[str, int]
-) -> dict[tuple[str, str], int]:
+) -> dict[NameKey, int]:
     """Create what `infos` need (artists, albums, tracks, credits); fill `known` (uri -> id) and
     return the by-name resolution of infos without a URI."""
     artists = _artists(
@@ -233,17 +239,8 @@ def _upsert_tracks(
     )
     albums = _albums(infos, artists)
 
-    by_name: dict[tuple[str, str], int] = {}
     nameless = {info.key for info in infos if info.uri is None}
-    if nameless:
-        artist_ids = {artists[a] for a, _ in nameless if a in artists}
-        candidates = Track.objects.filter(
-            primary_artist_id__in=artist_ids, name_key__in={n for _, n in nameless}
-        ).values_list("id", "uri", "primary_artist__name_key", "name_key")
-        for track_id, _uri, artist_key, name_key in sorted(
-            candidates, key=lambda row: (is_local_uri(row[1]), row[0])
-        ):
-            by_name.setdefault((artist_key, name_key), track_id)
+    by_name = _known_by_name(nameless, artists, albums) if nameless else {}
 
     # uri -> (kind, name, name_key, album id, primary artist id, duration)
     new: dict[str, tuple[str, str, str, int | None, int | None, int | None]] = {}
@@ -263,9 +260,10 @@ def _upsert_tracks(
     if new:
         known.update(_insert_tracks(new, source=source))
         real = [
-            (known[uri], row[4], row[2])
-            for uri, row in new.items()
-            if not is_local_uri(uri) and row[4] is not None
+            (known[uri], kind, owner, name_key)
+            for uri, (kind, _, name_key, album, artist, _) in new.items()
+            if not is_local_uri(uri)
+            and (owner := artist if kind == Track.Kind.MUSIC else album) is not None
         ]
         if real:
             merged = merge_local_tracks(real)
@@ -288,6 +286,36 @@ def _upsert_tracks(
         ]
         _insert_credits(credits)
     return by_name
+
+
+def _owner_field(kind: str) -> str:
+    """The track column that holds the owner of a name identity of this kind (TrackInfo.key)."""
+    return "primary_artist_id" if kind == Track.Kind.MUSIC else "album_id"
+
+
+def _known_by_name(
+    keys: set[NameKey], artists: dict[str, int], albums: dict[AlbumKey, int]
+) -> dict[NameKey, int]:
+    """The known track of each name identity, a real Spotify track before a local one."""
+    owners: dict[str, dict[int, str]] = {}  # kind -> {owner id: owner key}
+    for kind, owner, _ in keys:
+        owner_id = artists.get(owner) if kind == Track.Kind.MUSIC else albums.get((None, owner))
+        if owner_id is not None:
+            owners.setdefault(kind, {})[owner_id] = owner
+    rows: list[tuple[int, str, str, int, str]] = []
+    for kind, ids in owners.items():
+        field = _owner_field(kind)
+        rows += Track.objects.filter(
+            kind=kind, **{f"{field}__in": ids}, name_key__in={n for k, _, n in keys if k == kind}
+        ).values_list("id", "uri", "kind", field, "name_key")
+    found: dict[NameKey, int] = {}
+    for track_id, _uri, kind, owner_id, name_key in sorted(
+        rows, key=lambda row: (is_local_uri(row[1]), row[0])
+    ):
+        key = (kind, owners[kind][owner_id], name_key)
+        if key in keys:
+            found.setdefault(key, track_id)
+    return found
 
 
 # On PostgreSQL new tracks and credits go in as arrays through unnest(): one statement per
@@ -352,11 +380,13 @@ def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
         cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
 
 
-def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> dict[int, int]:
-    """Fold `local:` tracks into real ones of the same primary artist and normalised name.
+def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict[int, int]:
+    """Fold `local:` tracks into real ones of the same name identity (TrackInfo.key).
 
-    `real_tracks` holds (track id, primary artist id, name key) of real Spotify tracks. Each
-    local track with the same artist and name key has its plays moved to the real track: a play
+    `real_tracks` holds (track id, kind, owner id, name key) of real Spotify tracks, the owner
+    being the primary artist of a song and the album (show, audiobook) of an episode or a
+    chapter. Each local track of the same kind, owner and name key has its plays moved to the
+    real track: a play
     that is the same play as one already on the real track (see `is_same_play`) is merged into
     it and removed. The local track is then deleted. Returns {local track id: real track id}.
     """
@@ -367,18 +397,22 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, int, str]]) -> dict[int,
     from apps.history.ingest import DETAIL, DETAIL_FIELDS, PRECISION, is_same_play
     from apps.history.models import Play
 
-    wanted = {(artist_id, name_key): track_id for track_id, artist_id, name_key in real_tracks}
+    wanted = {(kind, owner, name): track_id for track_id, kind, owner, name in real_tracks}
     if not Track.objects.filter(uri__startswith=LOCAL_PREFIX).exists():
         return {}
-    locals_ = [
-        (local_id, wanted[(artist_id, name_key)])
-        for local_id, artist_id, name_key in Track.objects.filter(
-            uri__startswith=LOCAL_PREFIX,
-            primary_artist_id__in={a for a, _ in wanted},
-            name_key__in={n for _, n in wanted},
-        ).values_list("id", "primary_artist_id", "name_key")
-        if (artist_id, name_key) in wanted
-    ]
+    locals_ = []
+    for kind in {kind for kind, _, _ in wanted}:
+        field = _owner_field(kind)
+        locals_ += [
+            (local_id, wanted[(kind, owner, name_key)])
+            for local_id, owner, name_key in Track.objects.filter(
+                uri__startswith=LOCAL_PREFIX,
+                kind=kind,
+                **{f"{field}__in": {o for k, o, _ in wanted if k == kind}},
+                name_key__in={n for k, _, n in wanted if k == kind},
+            ).values_list("id", field, "name_key")
+            if (kind, owner, name_key) in wanted
+        ]
     if not locals_:
         return {}
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)

@@ -1,6 +1,7 @@
 """Each export format on a small ZIP: detection, counts, privacy and offline timestamps."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from apps.imports.models import ImportJob
 from apps.imports.parser import detect_format
 from apps.music.models import Track
 from apps.music.normalize import local_track_uri
-from tests.imports.conftest import account, extended
+from tests.imports.conftest import account, episode, extended
 
 
 def run(user, path) -> ImportJob:
@@ -181,3 +182,70 @@ def test_a_batch_that_brings_the_real_track_of_a_local_one_it_also_uses(user, ex
     assert job.plays_added == 2
     assert list(Track.objects.values_list("uri", flat=True)) == ["spotify:track:9"]
     assert Play.objects.for_user(user).filter(track__uri="spotify:track:9").count() == 3
+
+
+def podcast(end_time: str, episode_name: str, show: str, ms: int = 1_200_000) -> dict[str, Any]:
+    """One Account Data podcast row: no URI, the show in place of an artist."""
+    return {"endTime": end_time, "podcastName": show, "episodeName": episode_name, "msPlayed": ms}
+
+
+EPISODE_URI = "spotify:episode:hpoO"
+
+
+def test_account_podcast_rows_match_the_extended_episodes_they_are(user, export_zip):
+    """Same show and episode name, ended in that minute: the same play, whichever comes first."""
+    extended_zip = export_zip(
+        {
+            "Streaming_History_Audio_2024.json": [
+                episode("2024-05-01T16:37:04Z", "Episode 29", "Show 6", EPISODE_URI),
+                # Another show's episode of the same name is another item.
+                episode("2024-05-01T18:00:00Z", "Episode 29", "Show 7", "spotify:episode:x7"),
+            ]
+        }
+    )
+    account_zip = export_zip(
+        {
+            "StreamingHistory_podcast_0.json": [
+                podcast("2024-05-01 16:37", "Episode 29", "Show 6"),
+                podcast("2024-05-02 08:00", "Episode 29", "Show 6"),  # heard again
+            ]
+        }
+    )
+    run(user, extended_zip)
+    job = run(user, account_zip)
+    assert (job.plays_added, job.duplicates) == (1, 1)
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.uri, p.played_at) for p in plays] == [
+        (EPISODE_URI, datetime(2024, 5, 1, 16, 37, 4, tzinfo=UTC)),
+        ("spotify:episode:x7", datetime(2024, 5, 1, 18, 0, tzinfo=UTC)),
+        (EPISODE_URI, datetime(2024, 5, 2, 8, 0, tzinfo=UTC)),
+    ]
+    assert not Track.objects.filter(uri__startswith="local:").exists()
+
+
+def test_a_local_episode_folds_into_the_real_one_an_extended_export_brings(user, export_zip):
+    run(
+        user,
+        export_zip(
+            {"StreamingHistory_podcast_0.json": [podcast("2024-05-01 16:37", "Ep 1", "The Show")]}
+        ),
+    )
+    local = Track.objects.get()
+    assert (local.uri, local.kind) == (local_track_uri(None, "Ep 1", "The Show"), "episode")
+    job = run(
+        user,
+        export_zip(
+            {
+                "Streaming_History_Audio_2024.json": [
+                    episode("2024-05-01T16:37:30Z", "Ep 1", "The Show", EPISODE_URI)
+                ]
+            }
+        ),
+    )
+    assert (job.plays_added, job.duplicates) == (0, 1)
+    play = Play.objects.for_user(user).get()
+    assert (play.track.uri, play.played_at) == (
+        EPISODE_URI,
+        datetime(2024, 5, 1, 16, 37, 30, tzinfo=UTC),
+    )
+    assert list(Track.objects.values_list("uri", flat=True)) == [EPISODE_URI]
