@@ -100,6 +100,9 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
         assert body["database"]["vendor"] == "sqlite"
         assert body["broker"]["transport"] == "filesystem"
         assert body["worker"]["ok"] is True
+        # The addresses handed to assistants are this server's, at the port it was given.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/schema/?format=json") as r:
+            assert json.load(r)["servers"] == [{"url": f"http://127.0.0.1:{port}"}]
 
         # A task sent through the broker by another process is run by the worker.
         manage(
