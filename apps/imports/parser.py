@@ -356,15 +356,18 @@ def _country(value: Any) -> str:
 
 
 class CountingReader:
-    """A file wrapper that counts the bytes read, for the progress bar."""
+    """A file wrapper that counts the bytes read, for the progress bar, and notes the end."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.bytes_read = 0
+        self.at_end = False
 
     def read(self, size: int = -1) -> bytes:
         data = self.raw.read(size)
         self.bytes_read += len(data)
+        if not data and size != 0:
+            self.at_end = True
         return data
 
 
@@ -404,7 +407,8 @@ def iter_member(
                 yield item
         except ijson.JSONError as exc:
             detail = _short(exc)
-            if "premature EOF" in detail:
+            # An error met once the file had no more bytes: it ended inside a value.
+            if reader.at_end or "premature EOF" in detail:
                 raise ExportError(
                     f"{member.name} is truncated: its JSON ends after {position:,} records. "
                     "Download the export again."

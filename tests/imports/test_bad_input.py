@@ -157,13 +157,38 @@ def test_a_zip_with_no_spotify_files(user, tmp_path):
     )
 
 
-def test_truncated_json(user, tmp_path):
-    truncated = json.dumps(GOOD * 2)[:-40]
-    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: truncated})
+@pytest.mark.parametrize(
+    "tail",
+    [
+        '{"ts": "2024-03-14T18:30:00Z", ',  # between fields
+        '{"ts": "2024-03-14T18:3',  # inside a string
+        '{"ts": "2024-03-14T18:30:00Z", "ms_played": 2143',  # inside a number
+        '{"ts": "2024-03-14T18:30:00Z", "offline": tr',  # inside true, false or null
+    ],
+)
+def test_truncated_json(user, tmp_path, tail):
+    """Wherever the file was cut, the message says it was cut."""
+    three = json.dumps([*GOOD, GOOD[0]])
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: three[:-1] + ", " + tail})
     assert_failed(
         job,
         f"{AUDIO_2} is truncated: its JSON ends after 3 records. Download the export again.",
     )
+
+
+def test_json_missing_its_closing_bracket_is_truncated(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: json.dumps(GOOD)[:-1]})
+    assert_failed(
+        job,
+        f"{AUDIO_2} is truncated: its JSON ends after 2 records. Download the export again.",
+    )
+
+
+def test_invalid_json_is_not_called_truncated(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: json.dumps(GOOD)[:-1] + "x]"})
+    assert job.status == ImportJob.Status.FAILED
+    assert job.error.startswith(f"{AUDIO_2} is not valid JSON (after 2 records): "), job.error
+    assert Play.objects.count() == 0
 
 
 def test_json_that_is_an_object_not_an_array(user, tmp_path):
