@@ -218,9 +218,13 @@ class ToolCallView(ToolAPIView):
     are in the body, not HTTP statuses."""
 
     def post(self, request: Request) -> Response:
-        body = request.data
+        usage = 'Send a JSON object: {"tool": "<name>", "args": {}}.'
+        try:
+            body = request.data
+        except (exceptions.ParseError, exceptions.UnsupportedMediaType) as exc:
+            return Response({"success": False, "error": f"{exc.detail} {usage}"})
         if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
-            return Response({"success": False, "error": 'Send {"tool": "<name>", "args": {}}.'})
+            return Response({"success": False, "error": usage})
         try:
             result = tools.call(
                 body["tool"],

@@ -16,6 +16,7 @@ import django_mcpz.server as mcpz
 from django.http import HttpRequest, HttpResponse
 from django_mcpz.oauth.auth import oauth_auth
 from django_mcpz.oauth.discovery import resource_metadata_url, resource_url
+from django_mcpz.schemas import type_schema
 
 from apps.mcp import tools
 from apps.mcp.models import TOKEN_PREFIX
@@ -82,8 +83,9 @@ server = mcpz.MCPServer(
 
 
 def _handler(tool: tools.Tool) -> Any:
-    def handle(request: HttpRequest, params: tools.Params) -> Any:
+    def handle(request: HttpRequest, arguments: dict[str, Any]) -> Any:
         try:
+            params = tools.parse_args(tool, arguments)
             return tools.run(tool, caller=request.user, params=params)  # type: ignore[arg-type]
         except tools.ToolError as exc:
             raise mcpz.ToolError(str(exc)) from None
@@ -97,7 +99,9 @@ for _tool in tools.TOOLS.values():
         name=_tool.name,
         title=_tool.title,
         description=_tool.description,
-        input_schema=_tool.params,
+        # The schema of the parameters, not their type: the arguments come to the handler as
+        # they are, and the registry checks them as it does for every surface, with its hints.
+        input_schema={**type_schema(_tool.params), "additionalProperties": False},
         output_schema=_tool.result,
         read_only=True,
         destructive=False,

@@ -8,10 +8,13 @@ input/output schemas, the OpenAPI parameters and response schemas all come from 
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import msgspec
 from django.db.models import Min
@@ -266,7 +269,27 @@ def parse_args(tool: Tool, args: Mapping[str, Any], *, strict: bool = True) -> P
     try:
         return msgspec.convert(dict(args), tool.params, strict=strict)
     except msgspec.ValidationError as exc:
-        raise ToolError(f"Invalid arguments: {exc}") from None
+        raise ToolError(f"Invalid arguments: {exc}.{_hint(tool, str(exc))}") from None
+
+
+def _hint(tool: Tool, message: str) -> str:
+    """What the model can do about a validation error: the arguments the tool takes, or the
+    values a field allows."""
+    fields = {f.encode_name: f.type for f in msgspec.structs.fields(tool.params)}
+    if message.startswith("Object contains unknown field"):
+        return f" {tool.name} takes: {', '.join(fields)}."
+    at = re.search(r"at `\$\.(\w+)`$", message)
+    choices = _choices(fields[at.group(1)]) if at and at.group(1) in fields else []
+    return f" Use one of: {', '.join(choices)}." if choices else ""
+
+
+def _choices(kind: Any) -> list[str]:
+    """The values a Literal field allows, through Annotated and Optional."""
+    if typing.get_origin(kind) is Literal:
+        return [str(value) for value in typing.get_args(kind)]
+    if typing.get_origin(kind) in (Annotated, Union, types.UnionType):
+        return [choice for arg in typing.get_args(kind) for choice in _choices(arg)]
+    return []
 
 
 def acting_user(caller: User, params: Params) -> User:

@@ -125,8 +125,21 @@ def test_mcp_call_reports_errors_in_the_body(client: Client, token: str) -> None
         content_type="application/json",
         headers=auth,
     ).json()
-    assert bad["success"] is False
-    assert "granularity" in bad["error"]
+    assert bad == {
+        "success": False,
+        "tool": "history_timeline",
+        "error": "Invalid arguments: Invalid enum value 'year' - at `$.granularity`. "
+        "Use one of: day, week, month.",
+    }
+    not_json = client.post(
+        "/mcp/call", "tool=history_timeline", content_type="application/json", headers=auth
+    )
+    assert not_json.status_code == 200
+    assert not_json.json() == {
+        "success": False,
+        "error": "JSON parse error - Expecting value: line 1 column 1 (char 0) "
+        'Send a JSON object: {"tool": "<name>", "args": {}}.',
+    }
 
 
 def test_catalogue_lists_every_tool_with_its_schemas(client: Client, token: str) -> None:

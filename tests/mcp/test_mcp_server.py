@@ -70,11 +70,22 @@ def test_bad_arguments_come_back_as_is_error(live_server: Any, listening: Any, t
             await client.call_tool("history_top_artists", {"dayz": 3}),
             await client.call_tool("history_top_artists", {"tz": "Mars/Base"}),
             await client.call_tool("history_top_artists", {"user": "bob"}),
+            await client.call_tool("history_timeline", {"granularity": "year"}),
         ]
 
-    too_many, misspelt, zone, other = run_client(f"{live_server.url}/mcp", token, "legacy", work)
+    too_many, misspelt, zone, other, period = run_client(
+        f"{live_server.url}/mcp", token, "legacy", work
+    )
     assert too_many.is_error and "<= 50" in too_many.content[0].text
-    assert misspelt.is_error and "dayz" in misspelt.content[0].text
+    # The message says what the tool takes, or what the field allows.
+    assert misspelt.is_error and misspelt.content[0].text == (
+        "Invalid arguments: Object contains unknown field `dayz`. history_top_artists takes: "
+        "user, days, start, end, tz, include_short, limit."
+    )
+    assert period.is_error and period.content[0].text == (
+        "Invalid arguments: Invalid enum value 'year' - at `$.granularity`. "
+        "Use one of: day, week, month."
+    )
     assert zone.is_error and "IANA" in zone.content[0].text
     assert other.is_error and "Only staff" in other.content[0].text
 
