@@ -74,3 +74,18 @@ def test_the_plays_changelist_shows_a_bounded_count(admin_client, user, make_tra
         BoundedCountPaginator.MAX_COUNT = old
     assert "3+ plays" in body  # at least 3: more than the bound
     assert "5 plays" in exact and "5+ plays" not in exact
+    # A search shows its count with the same bound.
+    BoundedCountPaginator.MAX_COUNT = 3
+    try:
+        found = admin_client.get("/admin/history/play/", {"q": "Artist"}).content.decode()
+    finally:
+        BoundedCountPaginator.MAX_COUNT = old
+    assert "3+ results" in found and "3+ plays" in found
+
+
+def test_plays_are_found_by_artist_name(admin_client, user, make_track, make_play):
+    make_play(user, make_track("Karma Police", "Radiohead"), datetime(2025, 1, 1, tzinfo=UTC))
+    make_play(user, make_track("Hyperballad", "Björk"), datetime(2025, 1, 2, tzinfo=UTC))
+    body = admin_client.get("/admin/history/play/", {"q": "radiohead"}).content.decode()
+    assert "Karma Police" in body and "Hyperballad" not in body
+    assert "1 result" in body

@@ -58,7 +58,8 @@ class BoundedCountPaginator(Paginator):
 class PlayAdmin(admin.ModelAdmin):
     list_display = ["played_at", "user", "track", "ms_played", "source", "skipped", "platform"]
     list_filter = ["source", "skipped", "track__kind"]
-    search_fields = ["user__username", "track__name", "track__uri"]
+    search_fields = ["user__username", "track__name", "track__uri", "track__primary_artist__name"]
+    search_help_text = "A user name, a track or artist name, or a track's Spotify URI."
     list_select_related = ["user", "track"]
     raw_id_fields = ["user", "track"]
     # The copies of the track's columns follow the track (apps.history.copies): not shown.
@@ -99,9 +100,9 @@ class PlayAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        """Search users by name and tracks by name or URI in their own (small) tables, then
-        take the plays of those through the user and track indexes, instead of a LIKE over
-        every play joined to both."""
+        """Search users by name, and tracks by name, URI or artist name, in their own (small)
+        tables, then take the plays of those through the user and track indexes, instead of a
+        LIKE over every play joined to both."""
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -110,9 +111,9 @@ class PlayAdmin(admin.ModelAdmin):
             User.objects.filter(username__icontains=term).values_list("pk", flat=True)[:cap]
         )
         tracks = list(
-            Track.objects.filter(Q(name__icontains=term) | Q(uri=term)).values_list(
-                "pk", flat=True
-            )[:cap]
+            Track.objects.filter(
+                Q(name__icontains=term) | Q(uri=term) | Q(primary_artist__name__icontains=term)
+            ).values_list("pk", flat=True)[:cap]
         )
         return queryset.filter(Q(user_id__in=users) | Q(track_id__in=tracks)), False
 
