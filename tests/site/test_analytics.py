@@ -135,6 +135,17 @@ def test_a_reversed_custom_window_says_so(client, user, history):
     assert '<p class="big" id="total-listens">5</p>' in body
 
 
+def test_an_empty_window_says_where_the_data_is_in_words_for_people(client, user, history):
+    _, body = _body(client, user, start="2020-01-01", end="2020-01-31")
+    tuesday = history - timedelta(days=(history.weekday() - 1) % 7 or 7)
+    first, last = (tuesday - timedelta(weeks=weeks) for weeks in (30, 1))
+    assert (
+        f"No plays in this window: your data runs from {first.day} {first:%b %Y} to "
+        f"{last.day} {last:%b %Y}. Pick dates inside it, or All time."
+    ) in body
+    assert "days=0 is all time" not in body
+
+
 def test_the_zone_moves_the_heatmap(client, user, history):
     user.timezone = "Asia/Tokyo"
     user.save()
