@@ -89,3 +89,15 @@ def test_plays_are_found_by_artist_name(admin_client, user, make_track, make_pla
     body = admin_client.get("/admin/history/play/", {"q": "radiohead"}).content.decode()
     assert "Karma Police" in body and "Hyperballad" not in body
     assert "1 result" in body
+
+
+def test_a_signed_in_person_who_is_not_staff_is_told_why_the_admin_is_closed(client, user):
+    client.force_login(user)
+    response = client.get("/admin/", follow=True)
+    assert response.status_code == 403
+    body = " ".join(response.content.decode().split())
+    assert (
+        "You are signed in as <strong>alice</strong>, and this page is not open to that account. "
+        "The admin is for staff accounts"
+    ) in body
+    assert "Sign out (alice)" in body
