@@ -245,6 +245,24 @@ def test_admin_pages_pass_the_csp(browser, live_server, listening_history, admin
     context.close()
 
 
+def test_the_periodic_task_form_says_the_crontab_in_words_under_the_csp(
+    browser, live_server, admin_user
+):
+    from django_celery_beat.models import CrontabSchedule
+
+    schedule = CrontabSchedule.objects.create(minute="0", hour="4")
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    problems = watch_console(page)
+    sign_in(page, "admin", "password")
+    page.goto("/admin/django_celery_beat/periodictask/add/")
+    page.select_option("#id_crontab", str(schedule.pk))
+    help_text = page.text_content(".field-crontab .help")
+    assert "Translation: At 04:00" in help_text, help_text
+    assert csp_violations(problems) == []
+    context.close()
+
+
 def test_the_api_docs_render_from_our_own_files_under_the_csp(page, live_server, user):
     problems = watch_console(page)
     requests_seen: list[str] = []
