@@ -506,8 +506,11 @@ def fail_import(*, job: ImportJob, reason: str) -> None:
                 SyncCheckpoint.objects.filter(
                     user_id=job.user_id, newest_played_at__gt=rewind
                 ).update(newest_played_at=rewind)
-        ImportJob.objects.filter(pk=job.pk).update(plays_added=0)
-        job.plays_added = 0
+        # None of its plays stays: neither do their count and span.
+        kept = {"plays_added": 0, "earliest_play": None, "latest_play": None}
+        ImportJob.objects.filter(pk=job.pk).update(**kept)
+        for name, value in kept.items():
+            setattr(job, name, value)
         job.mark_failed(reason)
     logger.warning(
         "Import %s of %s failed: %s (%d plays removed)", job.pk, job.user, reason, removed

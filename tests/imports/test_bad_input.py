@@ -43,7 +43,8 @@ def run(user, tmp_path, files) -> ImportJob:
 def assert_failed(job: ImportJob, message: str) -> None:
     assert job.status == ImportJob.Status.FAILED
     assert job.error == message
-    assert job.plays_added == 0
+    job.refresh_from_db()
+    assert (job.plays_added, job.earliest_play, job.latest_play) == (0, None, None)
     assert Play.objects.count() == 0
 
 
