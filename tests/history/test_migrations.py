@@ -25,28 +25,16 @@ def test_local_episodes_fold_into_the_real_ones_of_the_same_show_and_name(
     """The state imports left before: an Account Data podcast row stayed on a local episode
     beside the real episode an Extended export brought, and counted twice."""
     show = Album.objects.create(name="Show 6", name_key="show 6")
-    real = Track.objects.create(
-        uri="spotify:episode:hpoO",
-        kind="episode",
-        name="Episode 29",
-        name_key="episode 29",
-        album=show,
-    )
-    local = Track.objects.create(
-        uri=local_track_uri(None, "Episode 29", "Show 6"),
-        kind="episode",
-        name="Episode 29",
-        name_key="episode 29",
-        album=show,
-    )
     other_show = Album.objects.create(name="Show 7", name_key="show 7")
-    alone = Track.objects.create(
-        uri=local_track_uri(None, "Episode 29", "Show 7"),
-        kind="episode",
-        name="Episode 29",
-        name_key="episode 29",
-        album=other_show,
-    )
+
+    def episode(uri: str, album: Album) -> Track:
+        return Track.objects.create(
+            uri=uri, kind="episode", name="Episode 29", name_key="episode 29", album=album
+        )
+
+    real = episode("spotify:episode:hpoO", show)
+    local = episode(local_track_uri(None, "Episode 29", "Show 6"), show)
+    alone = episode(local_track_uri(None, "Episode 29", "Show 7"), other_show)
 
     def play(track: Track, when: str, source: str, person: Any = user) -> None:
         Play.objects.create(
