@@ -519,7 +519,7 @@ WITH ins AS (
     FROM (
         SELECT DISTINCT ON (track_id, played_at) * FROM history_play_stage
         WHERE play_id IS NULL ORDER BY track_id, played_at, seq
-    ) s JOIN music_track k ON k.id = s.track_id
+    ) s LEFT JOIN music_track k ON k.id = s.track_id  -- a deleted track fails the FK, loudly
     ON CONFLICT (user_id, track_id, played_at) DO NOTHING
     RETURNING played_at
 )

@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
@@ -435,43 +435,59 @@ def _write_batch(
     bytes_now: int,
     known_tracks: dict[str, int],
 ) -> None:
-    """Insert one batch and record the job's progress in the same transaction."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # The batch and its progress commit together, so a commit lost to a server crash
-            # is redone by the rerun: no need to wait for the WAL flush.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        result = (
-            insert_plays(user=job.user, records=batch, known_tracks=known_tracks) if batch else None
-        )
-        if result is not None:
-            counts.added += result.added
-            counts.duplicates += result.duplicates
-        for reason, n in batch_skips.items():
-            counts.skipped[reason] = counts.skipped.get(reason, 0) + n
-        if batch:
-            lo = min(r.played_at for r in batch)
-            hi = max(r.played_at for r in batch)
-            counts.earliest = min(counts.earliest or lo, lo)
-            counts.latest = max(counts.latest or hi, hi)
-        counts.seen = position
-        fields = {
-            "records_processed": position,
-            "records_seen": position,
-            "plays_added": counts.added,
-            "duplicates": counts.duplicates,
-            "skipped": counts.skipped,
-            "earliest_play": counts.earliest,
-            "latest_play": counts.latest,
-            "bytes_processed": bytes_now,
-            "heartbeat_at": timezone.now(),
-        }
-        updated = ImportJob.objects.filter(
-            pk=job.pk, status=ImportJob.Status.RUNNING, attempts=job.attempts
-        ).update(**fields)
-        if not updated:
-            raise JobLost()
+    """Insert one batch and record the job's progress in the same transaction.
+
+    A batch that fails on a constraint is written once more from the start: a `local:` track it
+    resolved can be merged away (and deleted) by another user's import committing meanwhile,
+    and the second time it resolves to the real track."""
+    for attempt in (1, 2):
+        # The new counts reach `counts` and `job` only once the batch has committed.
+        added, duplicates = counts.added, counts.duplicates
+        skipped = dict(counts.skipped)
+        earliest, latest = counts.earliest, counts.latest
+        try:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    # The batch and its progress commit together, so a commit lost to a server
+                    # crash is redone by the rerun: no need to wait for the WAL flush.
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit = off")
+                if batch:
+                    result = insert_plays(user=job.user, records=batch, known_tracks=known_tracks)
+                    added += result.added
+                    duplicates += result.duplicates
+                    lo = min(r.played_at for r in batch)
+                    hi = max(r.played_at for r in batch)
+                    earliest = min(earliest or lo, lo)
+                    latest = max(latest or hi, hi)
+                for reason, n in batch_skips.items():
+                    skipped[reason] = skipped.get(reason, 0) + n
+                fields = {
+                    "records_processed": position,
+                    "records_seen": position,
+                    "plays_added": added,
+                    "duplicates": duplicates,
+                    "skipped": skipped,
+                    "earliest_play": earliest,
+                    "latest_play": latest,
+                    "bytes_processed": bytes_now,
+                    "heartbeat_at": timezone.now(),
+                }
+                updated = ImportJob.objects.filter(
+                    pk=job.pk, status=ImportJob.Status.RUNNING, attempts=job.attempts
+                ).update(**fields)
+                if not updated:
+                    raise JobLost()
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            logger.warning(
+                "Import %s: the catalogue changed under a batch; writing it again.", job.pk
+            )
+            known_tracks.clear()  # it may hold tracks the rolled-back attempt created
+    counts.seen, counts.added, counts.duplicates = position, added, duplicates
+    counts.skipped, counts.earliest, counts.latest = skipped, earliest, latest
     for name, value in fields.items():
         setattr(job, name, value)
 
