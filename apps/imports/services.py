@@ -596,9 +596,14 @@ def requeue_stale_jobs(*, stale_after: timedelta = STALE_AFTER) -> list[int]:
     return queued
 
 
+# A dropped file is taken once it has not changed for this long: a copy still being written
+# would be read as a broken ZIP.
+WATCH_SETTLE_SECONDS = 30
+
+
 def scan_watch_dir(*, root: str | None = None) -> list[ImportJob]:
     """Queue an import for each new ZIP under `<root>/<username>/`; each file is imported once
-    (by path and size)."""
+    (by path and size), and not before it has stopped changing for WATCH_SETTLE_SECONDS."""
     root = root if root is not None else settings.IMPORT_WATCH_DIR
     if not root or not os.path.isdir(root):
         return []
@@ -612,8 +617,10 @@ def scan_watch_dir(*, root: str | None = None) -> list[ImportJob]:
             continue
         for path in sorted(user_dir.glob("*.zip")):
             full = str(path.resolve())
-            size = path.stat().st_size
-            if ImportJob.objects.filter(user=user, local_path=full, size=size).exists():
+            stat = path.stat()
+            if time.time() - stat.st_mtime < WATCH_SETTLE_SECONDS:
+                continue  # still being written, perhaps: the next scan looks again
+            if ImportJob.objects.filter(user=user, local_path=full, size=stat.st_size).exists():
                 continue
             with transaction.atomic():
                 jobs.append(create_local_job(user=user, path=full))

@@ -1,11 +1,13 @@
 """Imports through a real Celery worker on PostgreSQL and Redis, the watched folder, and the
 recovery of jobs left running by a dead worker."""
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -107,6 +109,9 @@ def test_the_watched_folder_imports_each_zip_once(celery_worker, user, settings,
     (tmp_path / "alice" / "export.zip").write_bytes(build_zip({AUDIO: RECORDS}))
     (tmp_path / "nobody" / "export.zip").write_bytes(build_zip({AUDIO: RECORDS}))
     (tmp_path / "alice" / "notes.txt").write_text("not a zip")
+    settled = time.time() - services.WATCH_SETTLE_SECONDS
+    for path in tmp_path.glob("*/export.zip"):
+        os.utime(path, (settled, settled))
 
     from apps.imports.tasks import scan_import_watch_dir
 
@@ -120,6 +125,20 @@ def test_the_watched_folder_imports_each_zip_once(celery_worker, user, settings,
 
     assert services.scan_watch_dir() == []  # already imported
     assert ImportJob.objects.count() == 1
+
+
+def test_a_watched_file_still_changing_waits_for_the_next_scan(user, settings, tmp_path):
+    settings.IMPORT_WATCH_DIR = str(tmp_path)
+    path = tmp_path / "alice" / "export.zip"
+    path.parent.mkdir()
+    path.write_bytes(build_zip({AUDIO: RECORDS})[:100])  # a copy in progress
+    assert services.scan_watch_dir() == []
+    path.write_bytes(build_zip({AUDIO: RECORDS}))
+    settled = time.time() - services.WATCH_SETTLE_SECONDS
+    os.utime(path, (settled, settled))
+    with transaction.atomic():
+        (job,) = services.scan_watch_dir()
+    assert (job.user, job.original_name, job.size) == (user, "export.zip", path.stat().st_size)
 
 
 def test_a_job_left_running_by_a_dead_worker_is_queued_again(
