@@ -1023,7 +1023,8 @@ def _span(
     user: User, window: Window, seen: Iterable[date] = ()
 ) -> tuple[date | None, date | None, datetime | None, datetime | None]:
     """The local dates a window covers (an open side is clipped to the data, and reaches the
-    local dates `seen` in it), and the first and last play overall. A later play can fall on an
+    local dates `seen` in it; an end in the future stops at today), and the first and last play
+    overall. A later play can fall on an
     earlier local date than the first one's, where a zone turns its clocks back across midnight
     (America/Santiago)."""
     first, last = _bounds(user)
@@ -1032,9 +1033,13 @@ def _span(
     seen = list(seen)
     if start is None and first is not None:
         start = min([first.astimezone(window.tz).date(), *seen])
-    if end is None:
-        end = window.today if last is None else max(window.today, last.astimezone(window.tz).date())
-        end = max([end, *seen])
+    if end is None or end > window.today:
+        # Days that have not come yet are not missing data: an end past today stops at today.
+        latest = (
+            window.today if last is None else max(window.today, last.astimezone(window.tz).date())
+        )
+        latest = max([latest, *seen])
+        end = latest if end is None else min(end, latest)
     return start, end, first, last
 
 

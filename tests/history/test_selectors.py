@@ -222,6 +222,16 @@ def test_coverage(user: Any, data: Any) -> None:
     assert "Thin data" in result.note
 
 
+def test_days_still_to_come_are_not_missing_data(user: Any, data: Any) -> None:
+    result = selectors.coverage(
+        user=user, window=window(user, start=date(2026, 3, 10), end=date(2026, 4, 30))
+    )
+    # 10 to 20 March (today): 11 days, not 52; no gap runs into April.
+    assert (result.days_in_window, result.days_with_data) == (11, 7)
+    assert result.coverage.note == "Plays on 7 of 11 days (63.6%)."
+    assert all(g.end <= date(2026, 3, 20) for g in result.gaps)
+
+
 def test_an_empty_window_says_where_the_data_is(user: Any, data: Any) -> None:
     result = selectors.coverage(
         user=user, window=window(user, start=date(2025, 6, 1), end=date(2025, 6, 30))
