@@ -279,6 +279,8 @@ def _insert_portable(
     to_create: list[tuple[PlayRecord, int]] = []
     pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
     to_update: dict[int, tuple[Play, set[str]]] = {}
+    # id() of each play that took a record of this batch: it takes no other but at its own time.
+    taken: set[int] = set()
     for record, track_id in zip(records, track_ids, strict=True):
         near = existing[track_id]
         match = None
@@ -290,6 +292,8 @@ def _insert_portable(
             if truncate_to_precision(play.played_at, record.source) == record.played_at:
                 match = play
                 break
+            if id(play) in taken:
+                continue
             # Of several plays within the tolerance, the nearest.
             if match is None or abs(play.played_at - record.played_at) < abs(
                 match.played_at - record.played_at
@@ -309,6 +313,7 @@ def _insert_portable(
             near.add(match)
             pending[id(match)] = i
             to_create[i] = (match, to_create[i][1])
+        taken.add(id(match))
         old_at = match.played_at
         changed = _merge(match, record)
         if "played_at" in changed:
@@ -424,7 +429,7 @@ _STAGE_COLUMNS = (
 _CREATE_STAGE = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS history_play_stage ("
     + ", ".join(f"{name} {kind}" for name, kind in _STAGE_COLUMNS)
-    + ", play_id int8) ON COMMIT DROP"
+    + ", play_id int8, lost bool NOT NULL DEFAULT false) ON COMMIT DROP"
 )
 
 
@@ -440,11 +445,12 @@ _TRUNC_UNIT: dict[str, str] = {
 }
 
 # For each staged row, the stored play it is: the same time at the row's precision, else the
-# nearest play of another source whose window overlaps (see is_same_play).
+# nearest play of another source whose window overlaps (see is_same_play). {rows} narrows the
+# rows and {free} the plays, for the rematch of the rows _UNSHARE took a play from.
 _MATCH = """
 UPDATE history_play_stage s SET play_id = (
     SELECT p.id FROM history_play p
-    WHERE p.user_id = %(user)s AND p.track_id = s.track_id
+    WHERE p.user_id = %(user)s AND p.track_id = s.track_id {free}
       AND p.played_at >= s.played_at - %(reach)s AND p.played_at <= s.played_at + %(reach)s
       AND (
         date_trunc(%(unit)s, p.played_at) = s.played_at
@@ -458,8 +464,22 @@ UPDATE history_play_stage s SET play_id = (
     ORDER BY date_trunc(%(unit)s, p.played_at) = s.played_at DESC,
              abs(extract(epoch FROM p.played_at - s.played_at)), p.id
     LIMIT 1
-)
+), lost = false {rows}
 """
+_FIRST_MATCH = {"rows": "", "free": ""}
+_REMATCH = {
+    "rows": "WHERE s.lost",
+    "free": "AND p.id NOT IN (SELECT play_id FROM history_play_stage WHERE play_id IS NOT NULL)",
+}
+# A stored play takes at most one row beyond those at its own time (at their precision): of the
+# rows that matched it otherwise, all but the first lose it, to match a free play or be new.
+_UNSHARE = """
+UPDATE history_play_stage s SET play_id = NULL, lost = true
+FROM history_play p
+WHERE p.id = s.play_id AND date_trunc(%(unit)s, p.played_at) <> s.played_at
+  AND EXISTS (SELECT 1 FROM history_play_stage o WHERE o.play_id = s.play_id AND o.seq < s.seq)
+"""
+_REMATCH_ROUNDS = 3
 _RECORD_WINDOW = {
     True: "(p.played_at >= s.played_at AND p.played_at < s.played_at + interval '60 s')",
     False: "(p.played_at BETWEEN s.played_at - %(tol)s AND s.played_at + %(tol)s)",
@@ -577,7 +597,12 @@ def _insert_postgresql(
         merged = 0
         if cursor.fetchone()[0]:
             window = _RECORD_WINDOW[source == Source.EXPORT_ACCOUNT]
-            cursor.execute(_MATCH.format(record_window=window), params)
+            cursor.execute(_MATCH.format(record_window=window, **_FIRST_MATCH), params)
+            for _ in range(_REMATCH_ROUNDS):
+                cursor.execute(_UNSHARE, params)
+                if not cursor.rowcount:
+                    break
+                cursor.execute(_MATCH.format(record_window=window, **_REMATCH), params)
             cursor.execute(_MERGE_SQL, params)
             merged = cursor.rowcount
         cursor.execute(_INSERT, params)

@@ -249,3 +249,35 @@ def test_a_local_episode_folds_into_the_real_one_an_extended_export_brings(user,
         datetime(2024, 5, 1, 16, 37, 30, tzinfo=UTC),
     )
     assert list(Track.objects.values_list("uri", flat=True)) == [EPISODE_URI]
+
+
+def test_two_plays_ending_in_one_minute_stay_two_whichever_export_comes_first(
+    user, other_user, export_zip
+):
+    """A stored play takes at most one row of an import beyond its own exact time: the second
+    Extended play of a minute is not folded into an Account Data play another row already is."""
+    extended_zip = export_zip(
+        {
+            "Streaming_History_Audio_2026.json": [
+                extended("2026-10-05T10:00:01Z", ms=31_000),
+                extended("2026-10-05T10:00:45Z", ms=40_000),
+            ]
+        }
+    )
+    account_zip = export_zip(
+        {
+            "StreamingHistory_music_0.json": [
+                account("2026-10-05 10:00", "Example Song", "Example Artist", ms=31_000),
+                account("2026-10-05 10:00", "Example Song", "Example Artist", ms=40_000),
+            ]
+        }
+    )
+    run(user, extended_zip)
+    again = run(user, account_zip)
+    assert (again.plays_added, again.duplicates) == (0, 2)
+    run(other_user, account_zip)  # one play: both rows have the same user, track and time
+    later = run(other_user, extended_zip)
+    assert (later.plays_added, later.duplicates) == (1, 1)
+    for person in (user, other_user):
+        plays = Play.objects.for_user(person).order_by("played_at")
+        assert [(p.played_at.second, p.ms_played) for p in plays] == [(1, 31_000), (45, 40_000)]
