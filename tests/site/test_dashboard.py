@@ -136,3 +136,16 @@ def test_the_coverage_timeline_shows_months_and_gaps(client, user, make_track, m
     assert "<title>Jan 2025: 2 listens</title>" in body
     assert "2025-01-12" not in body  # dates are written as "12 Jan 2025"
     assert "12 Jan 2025 to 1 Apr 2025 (80 days)" in body
+
+
+def test_times_are_shown_in_the_viewers_zone(client, user, make_track, make_play):
+    user.timezone = "America/Los_Angeles"
+    user.save()
+    track = make_track()
+    make_play(user, track, datetime(2026, 9, 5, 3, 0, tzinfo=UTC))  # 4 Sep, 20:00 in LA
+    make_play(user, track, datetime(2026, 11, 8, 7, 0, tzinfo=UTC))  # 7 Nov, 23:00 in LA
+    assert "From 4 Sep 2026 to 7 Nov 2026." in _body(client, user)
+    job = ImportJob.objects.create(user=user, original_name="my_spotify_data.zip")
+    ImportJob.objects.filter(pk=job.pk).update(created_at=datetime(2026, 11, 8, 7, 30, tzinfo=UTC))
+    page = " ".join(client.get(reverse("imports:index")).content.decode().split())
+    assert "2026-11-07 23:30 PST" in page
