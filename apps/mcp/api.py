@@ -214,8 +214,15 @@ class ToolCatalogueView(ToolAPIView):
 
 @extend_schema(exclude=True)
 class ToolCallView(ToolAPIView):
-    """POST /mcp/call {"tool": name, "args": {...}}: `{"success", "result" | "error"}`; errors
-    are in the body, not HTTP statuses."""
+    """POST /mcp/call {"tool": name, "args": {...}}: `{"success", "result" | "error"}`. A
+    call's errors are in the body with a 200; a refused request (no or a bad token, throttled,
+    not a POST) keeps its HTTP status and headers, in the same body."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = {"success": False, "error": str(detail or response.data)}
+        return response
 
     def post(self, request: Request) -> Response:
         usage = 'Send a JSON object: {"tool": "<name>", "args": {}}.'
@@ -224,6 +231,9 @@ class ToolCallView(ToolAPIView):
         except (exceptions.ParseError, exceptions.UnsupportedMediaType) as exc:
             return Response({"success": False, "error": f"{exc.detail} {usage}"})
         if not isinstance(body, dict) or not isinstance(body.get("tool"), str):
+            if isinstance(body, dict) and body:
+                keys = ", ".join(f'"{key}"' for key in list(body)[:5])
+                usage += f" This one has {keys}."
             return Response({"success": False, "error": usage})
         try:
             result = tools.call(

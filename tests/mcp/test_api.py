@@ -142,6 +142,49 @@ def test_mcp_call_reports_errors_in_the_body(client: Client, token: str) -> None
     }
 
 
+def test_mcp_call_names_the_keys_of_a_body_in_another_form(client: Client, token: str) -> None:
+    mcp_form = client.post(
+        "/mcp/call",
+        {"name": "history_timeline", "arguments": {}},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert mcp_form.json() == {
+        "success": False,
+        "error": 'Send a JSON object: {"tool": "<name>", "args": {}}. '
+        'This one has "name", "arguments".',
+    }
+
+
+@override_settings(TOOLS_RATE_LIMIT="2/min")  # the GET counts too
+def test_mcp_call_refusals_keep_their_status_in_its_own_form(
+    client: Client, user: Any, token: str
+) -> None:
+    call = {"tool": "ops_latest_job_runs"}
+    anonymous = client.post("/mcp/call", call, content_type="application/json")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert anonymous.json() == {
+        "success": False,
+        "error": "Authentication credentials were not provided.",
+    }
+    revoked = client.post(
+        "/mcp/call", call, content_type="application/json", headers={"Authorization": "Bearer no"}
+    )
+    assert revoked.json() == {"success": False, "error": "Invalid or revoked API token."}
+    auth = {"Authorization": f"Bearer {token}"}
+    get = client.get("/mcp/call", headers=auth)
+    assert get.status_code == 405
+    assert get.json() == {"success": False, "error": 'Method "GET" not allowed.'}
+    first = client.post("/mcp/call", call, content_type="application/json", headers=auth)
+    assert first.json()["success"] is True
+    limited = client.post("/mcp/call", call, content_type="application/json", headers=auth)
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) > 0
+    assert limited.json()["success"] is False
+    assert "throttled" in limited.json()["error"]
+
+
 def test_catalogue_lists_every_tool_with_its_schemas(client: Client, token: str) -> None:
     body = client.get("/mcp/tools", headers={"Authorization": f"Bearer {token}"}).json()
     assert [t["name"] for t in body["tools"]] == list(tools.TOOLS)
