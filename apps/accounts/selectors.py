@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -31,6 +32,11 @@ class CollectionStatus:
     @property
     def connected(self) -> bool:
         return self.account is not None and self.account.refresh_token is not None
+
+    @property
+    def poll_minutes(self) -> int:
+        """How often a collecting account is polled, in whole minutes."""
+        return max(1, round(settings.COLLECTOR_INTERVAL_SECONDS / 60))
 
 
 def expiry_warning(days: int | None) -> int | None:

@@ -55,7 +55,16 @@ def test_shows_status_last_poll_and_recent_runs_and_imports(client, user, other_
 
 def test_paused_account_says_paused(client, user):
     SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", paused=True, refresh_token="r")
-    assert '<dd id="collection-state">Paused</dd>' in _body(client, user)
+    body = _body(client, user)
+    assert '<dd id="collection-state">Paused</dd>' in body
+    assert '<dd id="last-poll">not yet</dd>' in body
+
+
+def test_before_the_first_poll_it_says_when_it_comes(client, user, settings):
+    settings.COLLECTOR_INTERVAL_SECONDS = 600
+    SpotifyAccount.objects.create(user=user, spotify_id="alice-sp", refresh_token="r")
+    body = _body(client, user)
+    assert '<dd id="last-poll">not yet: the first runs within 10 minutes</dd>' in body
 
 
 def test_reconnect_banner_when_spotify_refused_the_token(client, user):
