@@ -150,15 +150,23 @@ def _merge(play: Play | PlayRecord, record: PlayRecord) -> list[str]:
     """Fold a matching record into an existing play (or one pending in this batch); the fields
     that changed."""
     changed = []
-    if PRECISION[record.source] > PRECISION[play.source] and play.played_at != record.played_at:
-        play.played_at = record.played_at
-        changed.append("played_at")
-    if DETAIL[record.source] > DETAIL[play.source]:
+    source = play.source
+    if DETAIL[record.source] > DETAIL[source]:
         for name in DETAIL_FIELDS:
             value = getattr(record, name)
             if value not in (None, "") and getattr(play, name) != value:
                 setattr(play, name, value)
                 changed.append(name)
+    if PRECISION[record.source] > PRECISION[source]:
+        if play.played_at != record.played_at:
+            play.played_at = record.played_at
+            changed.append("played_at")
+        if DETAIL[record.source] > DETAIL[source]:
+            # Time and details are both the record's (an Extended row into an Account Data
+            # play), so the play is of its source: matched later, it has the precision of its
+            # second, and no longer spans the Account Data minute.
+            play.source = record.source
+            changed.append("source")
     return changed
 
 
@@ -279,8 +287,9 @@ def _insert_portable(
     to_create: list[tuple[PlayRecord, int]] = []
     pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
     to_update: dict[int, tuple[Play, set[str]]] = {}
-    # id() of each play that took a record of this batch: it takes no other but at its own time.
-    taken: set[int] = set()
+    # id() of each play that took a record of this batch -> that record's time: it takes no
+    # other but at its own time, or a repeat of that record.
+    taken: dict[int, datetime] = {}
     for record, track_id in zip(records, track_ids, strict=True):
         near = existing[track_id]
         match = None
@@ -292,7 +301,7 @@ def _insert_portable(
             if truncate_to_precision(play.played_at, record.source) == record.played_at:
                 match = play
                 break
-            if id(play) in taken:
+            if taken.get(id(play), record.played_at) != record.played_at:
                 continue
             # Of several plays within the tolerance, the nearest.
             if match is None or abs(play.played_at - record.played_at) < abs(
@@ -313,14 +322,14 @@ def _insert_portable(
             near.add(match)
             pending[id(match)] = i
             to_create[i] = (match, to_create[i][1])
-        taken.add(id(match))
-        old_at = match.played_at
+        taken.setdefault(id(match), record.played_at)
+        old_at, old_source = match.played_at, match.source
         changed = _merge(match, record)
         if "played_at" in changed:
             if near.holds(match.played_at, other_than=match):
-                # Another play already holds that exact time: keep the old one.
-                match.played_at = old_at
-                changed.remove("played_at")
+                # Another play already holds that exact time: keep the old one, and its source.
+                match.played_at, match.source = old_at, old_source
+                changed = [name for name in changed if name not in ("played_at", "source")]
             else:
                 new_at, match.played_at = match.played_at, old_at
                 near.remove(match)
@@ -472,12 +481,14 @@ _REMATCH = {
     "free": "AND p.id NOT IN (SELECT play_id FROM history_play_stage WHERE play_id IS NOT NULL)",
 }
 # A stored play takes at most one row beyond those at its own time (at their precision): of the
-# rows that matched it otherwise, all but the first lose it, to match a free play or be new.
+# rows that matched it otherwise, all but the first and its repeats lose it, to match a free
+# play or be new.
 _UNSHARE = """
 UPDATE history_play_stage s SET play_id = NULL, lost = true
 FROM history_play p
 WHERE p.id = s.play_id AND date_trunc(%(unit)s, p.played_at) <> s.played_at
-  AND EXISTS (SELECT 1 FROM history_play_stage o WHERE o.play_id = s.play_id AND o.seq < s.seq)
+  AND EXISTS (SELECT 1 FROM history_play_stage o WHERE o.play_id = s.play_id AND o.seq < s.seq
+              AND o.played_at <> s.played_at)
 """
 _REMATCH_ROUNDS = 3
 _RECORD_WINDOW = {
@@ -485,8 +496,9 @@ _RECORD_WINDOW = {
     False: "(p.played_at BETWEEN s.played_at - %(tol)s AND s.played_at + %(tol)s)",
 }
 
-# Fold each matched row into its play, keeping the better data (see _merge). A played_at that
-# another play of the track already holds is left alone.
+# Fold each matched row into its play, keeping the better data (see _merge): a more precise
+# time unless another play of the track already holds it, and with it the row's source when
+# the row's details are better too.
 # Built from constants only.
 _MERGE = f"""
 WITH m AS (
@@ -494,18 +506,19 @@ WITH m AS (
     WHERE play_id IS NOT NULL ORDER BY play_id, seq
 ), n AS (
     SELECT p.id,
-        CASE WHEN %(precision)s > {_sql_rank(PRECISION, "p.source")}
-                  AND p.played_at <> m.played_at
-                  AND NOT EXISTS (
-                      SELECT 1 FROM history_play q WHERE q.user_id = p.user_id
-                      AND q.track_id = p.track_id AND q.played_at = m.played_at)
-             THEN m.played_at ELSE p.played_at END AS played_at,
+        CASE WHEN t.adopt THEN m.played_at ELSE p.played_at END AS played_at,
+        CASE WHEN t.adopt AND %(detail)s > {_sql_rank(DETAIL, "p.source")} THEN %(source)s
+             ELSE p.source END AS source,
         {{details}}
     FROM history_play p JOIN m ON p.id = m.play_id
+    CROSS JOIN LATERAL (SELECT %(precision)s > {_sql_rank(PRECISION, "p.source")}
+        AND (p.played_at = m.played_at OR NOT EXISTS (
+            SELECT 1 FROM history_play q WHERE q.user_id = p.user_id
+            AND q.track_id = p.track_id AND q.played_at = m.played_at)) AS adopt) t
 )
-UPDATE history_play p SET played_at = n.played_at, {{assign}}
+UPDATE history_play p SET played_at = n.played_at, source = n.source, {{assign}}
 FROM n WHERE p.id = n.id
-  AND (p.played_at, {{old}}) IS DISTINCT FROM (n.played_at, {{new}})
+  AND (p.played_at, p.source, {{old}}) IS DISTINCT FROM (n.played_at, n.source, {{new}})
 """  # noqa: S608
 _TEXT_DETAILS = {"reason_start", "reason_end", "platform", "conn_country"}
 

@@ -162,3 +162,64 @@ def test_an_export_overlapping_polled_api_plays_adds_no_duplicates(user, export_
         (at("2025-03-14T18:23:41.306"), 214306),
         (at("2025-03-14T18:40:02.5"), 214306),
     ]
+
+
+def test_an_export_row_listed_twice_is_the_one_polled_play_it_matches(user, export_zip):
+    """The row a stored play took is the same play each time it is listed, even a second off
+    the play's time (rows of another time take another play, or are new)."""
+    from apps.history.ingest import PlayRecord, insert_plays
+    from apps.music.models import Source
+    from apps.music.services import TrackInfo
+
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    insert_plays(user=user, records=[PlayRecord(song, at("2025-03-14T18:23:42.1"), Source.API)])
+    row = extended("2025-03-14T18:23:41Z", ms=95_000)
+    other_file = AUDIO.replace("_0.json", "_1.json")
+    job = run(user, export_zip({AUDIO: [row, row], other_file: [row]}))
+    assert (job.plays_added, job.duplicates) == (0, 3)
+    plays = Play.objects.for_user(user)
+    assert [(p.played_at, p.ms_played, p.source) for p in plays] == [
+        (at("2025-03-14T18:23:42.1"), 95_000, Source.API)
+    ]
+
+
+def test_an_account_play_given_an_extended_second_no_longer_spans_its_minute(
+    user, export_zip, settings
+):
+    """Once an Extended row gives an Account Data play its second, the play is of that
+    precision: the minute's other Extended play, in a later batch, is a play of its own, and
+    importing both exports again adds nothing."""
+    from apps.music.models import Source
+
+    settings.IMPORT_BATCH_SIZE = 1
+    account_zip = export_zip(
+        {
+            "StreamingHistory_music_0.json": [
+                account("2025-03-14 10:00", "Example Song", "Example Artist", ms=31_000)
+            ]
+        }
+    )
+    extended_zip = export_zip(
+        {
+            AUDIO: [
+                extended("2025-03-14T10:00:01Z", ms=31_000),
+                extended("2025-03-14T10:00:45Z", ms=40_000),
+            ]
+        }
+    )
+    run(user, account_zip)
+    job = run(user, extended_zip)
+    assert (job.plays_added, job.duplicates) == (1, 1)
+    expected = [
+        (at("2025-03-14T10:00:01"), 31_000, Source.EXPORT_EXTENDED),
+        (at("2025-03-14T10:00:45"), 40_000, Source.EXPORT_EXTENDED),
+    ]
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.played_at, p.ms_played, p.source) for p in plays] == expected
+    assert [run(user, z).plays_added for z in (extended_zip, account_zip)] == [0, 0]
+    assert [(p.played_at, p.ms_played, p.source) for p in plays.all()] == expected
