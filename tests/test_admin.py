@@ -101,3 +101,17 @@ def test_a_signed_in_person_who_is_not_staff_is_told_why_the_admin_is_closed(cli
         "The admin is for staff accounts"
     ) in body
     assert "Sign out (alice)" in body
+
+
+def test_a_staff_person_without_a_permission_is_told_which_they_lack(client, user):
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    response = client.get(reverse("admin:history_logevent_purge"))
+    assert response.status_code == 403
+    body = " ".join(response.content.decode().split())
+    assert (
+        "this page is not open to that account. Your staff account lacks the permission this "
+        "page needs: a superuser can grant it on your user in the admin."
+    ) in body
+    assert "The admin is for staff accounts" not in body
