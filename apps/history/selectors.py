@@ -1024,9 +1024,8 @@ def _span(
 ) -> tuple[date | None, date | None, datetime | None, datetime | None]:
     """The local dates a window covers (an open side is clipped to the data, and reaches the
     local dates `seen` in it; an end in the future stops at today), and the first and last play
-    overall. A later play can fall on an
-    earlier local date than the first one's, where a zone turns its clocks back across midnight
-    (America/Santiago)."""
+    overall. A later play can fall on an earlier local date than the first one's, where a zone
+    turns its clocks back across midnight (America/Santiago)."""
     first, last = _bounds(user)
     start = window.start_date
     end = window.end_date
@@ -1046,7 +1045,8 @@ def _span(
 def _coverage_note(user: User, window: Window, days: dict[date, int] | None = None) -> CoverageNote:
     days = _days(user, window) if days is None else days
     start, end, first, last = _span(user, window, days)
-    days_in_window = (end - start).days + 1 if start and end else 0
+    # Nought for a window wholly after today: none of its days has come.
+    days_in_window = max(0, (end - start).days + 1) if start and end else 0
     with_data = len(days)
     pct = _pct(with_data, days_in_window)
     thin = with_data == 0 or pct < THIN_DAYS_PCT

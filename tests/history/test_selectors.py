@@ -232,6 +232,14 @@ def test_days_still_to_come_are_not_missing_data(user: Any, data: Any) -> None:
     assert all(g.end <= date(2026, 3, 20) for g in result.gaps)
 
 
+def test_a_window_wholly_to_come_has_no_days_yet(user: Any, data: Any) -> None:
+    ahead = window(user, start=date(2026, 4, 1), end=date(2026, 4, 30))
+    result = selectors.coverage(user=user, window=ahead)
+    assert (result.days_in_window, result.days_with_data, result.gaps) == (0, 0, [])
+    assert result.coverage.note.startswith("No plays in this window;")
+    assert selectors.timeline(user=user, window=ahead).periods == []
+
+
 def test_an_empty_window_says_where_the_data_is(user: Any, data: Any) -> None:
     result = selectors.coverage(
         user=user, window=window(user, start=date(2025, 6, 1), end=date(2025, 6, 30))
