@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,7 +37,7 @@ class CollectionStatus:
     @property
     def poll_minutes(self) -> int:
         """How often a collecting account is polled, in whole minutes."""
-        return max(1, round(settings.COLLECTOR_INTERVAL_SECONDS / 60))
+        return math.ceil(settings.COLLECTOR_INTERVAL_SECONDS / 60)
 
 
 def expiry_warning(days: int | None) -> int | None:
