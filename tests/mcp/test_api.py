@@ -185,6 +185,17 @@ def test_mcp_call_refusals_keep_their_status_in_its_own_form(
     assert "throttled" in limited.json()["error"]
 
 
+def test_mcp_call_from_a_session_needs_its_csrf_token(user: Any) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    refused = browser.post("/mcp/call", {"tool": "ops_latest_job_runs"}, "application/json")
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "success": False,
+        "error": "CSRF Failed: CSRF cookie not set.",
+    }
+
+
 def test_catalogue_lists_every_tool_with_its_schemas(client: Client, token: str) -> None:
     body = client.get("/mcp/tools", headers={"Authorization": f"Bearer {token}"}).json()
     assert [t["name"] for t in body["tools"]] == list(tools.TOOLS)
