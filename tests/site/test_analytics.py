@@ -140,10 +140,14 @@ def test_an_empty_window_says_where_the_data_is_in_words_for_people(client, user
     tuesday = history - timedelta(days=(history.weekday() - 1) % 7 or 7)
     first, last = (tuesday - timedelta(weeks=weeks) for weeks in (30, 1))
     assert (
-        f"No plays in this window: your data runs from {first.day} {first:%b %Y} to "
-        f"{last.day} {last:%b %Y}. Pick dates inside it, or All time."
+        f"No plays in this window. Your data runs from {first.day} {first:%b %Y} to "
+        f"{last.day} {last:%b %Y}; pick other dates, or All time."
     ) in body
     assert "days=0 is all time" not in body
+    # A gap inside the data is told the same way: the dates are not outside it.
+    gap = first + timedelta(days=1)
+    _, inside = _body(client, user, start=gap.isoformat(), end=gap.isoformat())
+    assert f"No plays in this window. Your data runs from {first.day} {first:%b %Y}" in inside
 
 
 def test_the_zone_moves_the_heatmap(client, user, history):
