@@ -184,7 +184,7 @@ def report(*, user: User, window: Window) -> Report:
         repeat=repeat,
         timeline=timeline,
         timeline_columns=columns(timeline.periods, granularity),
-        podcasts=podcasts if podcasts.plays else None,
+        podcasts=podcasts if podcasts.plays or podcasts.audiobooks else None,
     )
 
 

@@ -71,6 +71,7 @@ MAX_GAPS = 50
 MAX_LIMIT = 50
 UNKNOWN_ARTIST = "Unknown artist"
 UNKNOWN_SHOW = "Unknown show"
+UNKNOWN_BOOK = "Unknown audiobook"
 # Rows read for the biggest single-day repeat before ties are asked for one by one.
 DAY_REPEAT_ROWS = 20
 HOUR_SECONDS = 3600
@@ -410,12 +411,22 @@ class EpisodeRank(msgspec.Struct, kw_only=True):
     minutes: float
 
 
+class BookRank(msgspec.Struct, kw_only=True):
+    rank: int
+    name: str
+    plays: int
+    chapters: int
+    minutes: float
+
+
 class TopPodcasts(Result, kw_only=True):
+    # plays, minutes: of podcast episodes; audiobooks count apart.
     plays: int
     minutes: float
     minutes_estimated: bool
     shows: list[ShowRank]
     episodes: list[EpisodeRank]
+    audiobooks: list[BookRank]
 
 
 class YearCount(msgspec.Struct, kw_only=True):
@@ -1528,33 +1539,48 @@ def taste_summary(*, user: User, window: Window, include_short: bool = False) ->
 # --- Podcasts -----------------------------------------------------------------------------------
 
 
-def top_podcasts(
-    *, user: User, window: Window, include_short: bool = False, limit: int = 10
-) -> TopPodcasts:
-    """Podcast shows and episodes ranked by minutes."""
-    rule = Rule.default(include_short)
-    c = counted(user, window, rule, kind=Track.Kind.EPISODE)
-    limit = _limit(limit)
-    # Per episode: (show, plays, ms, plays of unknown duration); shows and episodes rank by
-    # minutes, then plays, then name.
-    per_episode = {
+def _by_show(
+    user: User, window: Window, rule: Rule, kind: str
+) -> tuple[dict[Any, tuple[Any, int, int, int]], dict[Any, list[int]]]:
+    """Per episode or chapter (`kind`): (show or book, plays, ms, plays of unknown duration);
+    and per show or book: [ms, plays, items]."""
+    per_item = {
         track_id: (show_id, n, ms, unknown)
-        for track_id, show_id, n, ms, unknown in c.per_track(
+        for track_id, show_id, n, ms, unknown in counted(user, window, rule, kind=kind).per_track(
             "SELECT track_id, album_id, n, ms, unknown FROM t"
         )
     }
     by_show: dict[Any, list[int]] = {}
-    for show_id, n, ms, _ in per_episode.values():
+    for show_id, n, ms, _ in per_item.values():
         show = by_show.setdefault(show_id, [0, 0, 0])
         show[0], show[1], show[2] = show[0] + ms, show[1] + n, show[2] + 1
-    best_shows = _ranked(
-        _best({k: (v[0], v[1]) for k, v in by_show.items()}, limit), limit, Album, UNKNOWN_SHOW
+    return per_item, by_show
+
+
+def _best_shows(by_show: dict[Any, list[int]], limit: int, unknown: str) -> list[Any]:
+    """Shows or books ranked by minutes, then plays, then name."""
+    return _ranked(
+        _best({k: (v[0], v[1]) for k, v in by_show.items()}, limit), limit, Album, unknown
     )
+
+
+def top_podcasts(
+    *, user: User, window: Window, include_short: bool = False, limit: int = 10
+) -> TopPodcasts:
+    """Podcast shows and episodes, and audiobooks, ranked by minutes."""
+    rule = Rule.default(include_short)
+    limit = _limit(limit)
+    per_episode, by_show = _by_show(user, window, rule, Track.Kind.EPISODE)
+    _, by_book = _by_show(user, window, rule, Track.Kind.CHAPTER)
+    best_shows = _best_shows(by_show, limit, UNKNOWN_SHOW)
+    best_books = _best_shows(by_book, limit, UNKNOWN_BOOK)
     best_episodes = _ranked(
         _best({k: (v[2], v[1]) for k, v in per_episode.items()}, limit), limit, Track
     )
     show_names = dict(
-        Album.objects.filter(pk__in=[k for k, _, _ in best_shows]).values_list("pk", "name")
+        Album.objects.filter(
+            pk__in=[k for k, _, _ in best_shows + best_books if k is not None]
+        ).values_list("pk", "name")
     )
     episode_rows = {
         pk: (name, show)
@@ -1565,20 +1591,20 @@ def top_podcasts(
     short = 0
     if not rule.include_short and _all_time(window) and _totals_usable():
         short = (
-            TrackTotal.objects.filter(user=user, kind=Track.Kind.EPISODE).aggregate(
+            TrackTotal.objects.filter(user=user, kind__in=PODCAST_KINDS).aggregate(
                 n=Sum("short_plays")
             )["n"]
             or 0
         )
     elif not rule.include_short:
-        short = window_plays(user, window).filter(rule.short_q, kind=Track.Kind.EPISODE).count()
+        short = window_plays(user, window).filter(rule.short_q, kind__in=PODCAST_KINDS).count()
     rule_info = RuleInfo(
         min_ms_played=rule.min_ms_played,
         include_short=rule.include_short,
         short_plays_excluded=short,
-        description="Every episode play counts."
+        description="Every episode and chapter play counts."
         if rule.include_short
-        else f"An episode play counts from {rule.min_ms_played // 1000} s.",
+        else f"An episode or chapter play counts from {rule.min_ms_played // 1000} s.",
     )
     return TopPodcasts(
         window=window.info(),
@@ -1607,6 +1633,16 @@ def top_podcasts(
                 minutes=_minutes(ms),
             )
             for rank, (k, ms, n) in enumerate(best_episodes, start=1)
+        ],
+        audiobooks=[
+            BookRank(
+                rank=rank,
+                name=show_names.get(k) or UNKNOWN_BOOK,
+                plays=n,
+                chapters=by_book[k][2],
+                minutes=_minutes(ms),
+            )
+            for rank, (k, ms, n) in enumerate(best_books, start=1)
         ],
     )
 

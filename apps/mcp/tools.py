@@ -438,9 +438,9 @@ def coverage(user: User, p: WindowParams) -> selectors.Coverage:
 
 @tool(
     "history_top_podcasts",
-    title="Top podcasts",
-    description="The podcast shows and episodes the user listened to most in a window, ranked "
-    "by minutes. Podcasts are left out of every music statistic." + ANSWER,
+    title="Top podcasts and audiobooks",
+    description="The podcast shows and episodes, and the audiobooks, the user listened to most "
+    "in a window, ranked by minutes. Both are left out of every music statistic." + ANSWER,
     params=RankParams,
     result=selectors.TopPodcasts,
 )

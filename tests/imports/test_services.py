@@ -114,6 +114,50 @@ def test_extended_episodes_are_their_own_kind(user, export_zip):
     assert (track.kind, track.uri, track.album.name) == ("episode", "spotify:episode:9", "Show")
 
 
+def test_audiobook_chapters_are_their_own_kind_and_the_podcast_tool_ranks_their_books(
+    user, export_zip
+):
+    from apps.history import selectors
+
+    def chapter(ts: str, title: str, book: str, ms: int) -> dict:
+        return extended(
+            ts,
+            track=None,
+            artist=None,
+            album=None,
+            uri=None,
+            ms=ms,
+            audiobook_title=book,
+            audiobook_uri=f"spotify:audiobook:{book[0]}",
+            audiobook_chapter_title=title,
+            audiobook_chapter_uri=f"spotify:chapter:{book[0]}{title[-1]}",
+        )
+
+    files = {
+        AUDIO: [
+            chapter("2025-03-14T07:00:00Z", "Chapter 1", "Dune", 600_000),
+            chapter("2025-03-14T08:00:00Z", "Chapter 2", "Dune", 900_000),
+            chapter("2025-03-14T09:00:00Z", "Chapter 1", "Emma", 1_800_000),
+            chapter("2025-03-14T10:00:00Z", "Chapter 9", "Emma", 5_000),  # short: left out
+            extended("2025-03-14T11:00:00Z"),
+        ]
+    }
+    assert run(user, export_zip(files)).plays_added == 5
+    dune = Track.objects.get(uri="spotify:chapter:D1")
+    assert dune.album is not None
+    assert (dune.kind, dune.name, dune.album.name) == ("chapter", "Chapter 1", "Dune")
+    everything = selectors.resolve_window(user=user, days=0)
+    podcasts = selectors.top_podcasts(user=user, window=everything)
+    assert [(b.rank, b.name, b.plays, b.chapters, b.minutes) for b in podcasts.audiobooks] == [
+        (1, "Emma", 1, 1, 30.0),
+        (2, "Dune", 2, 2, 25.0),
+    ]
+    assert (podcasts.plays, podcasts.shows, podcasts.rule.short_plays_excluded) == (0, [], 1)
+    music = selectors.top_albums(user=user, window=everything)
+    assert [a.name for a in music.albums] == ["Example Album"]
+    assert selectors.coverage(user=user, window=everything).podcast_plays_excluded == 4
+
+
 def test_an_overlapping_export_adds_only_the_new_plays(user, export_zip):
     first = run(
         user,

@@ -180,6 +180,21 @@ def test_podcasts_appear_only_when_there_are_some(client, user, history, make_tr
     assert 'id="podcasts"' in body
     assert "1 episode play, 30 minutes." in body
     assert "The Show" in body
+    assert 'id="audiobooks"' not in body
+
+
+def test_audiobooks_appear_under_their_books(client, user, history, make_track, make_play):
+    chapter = make_track(
+        "Chapter 3", "", "The Book", kind=Track.Kind.CHAPTER, uri="spotify:chapter:c3"
+    )
+    make_play(user, chapter, timezone.now() - timedelta(days=1), ms_played=2_400_000)
+    _, body = _body(client, user)
+    assert "<h2>Podcasts and audiobooks</h2>" in body
+    assert "episode play" not in body
+    assert (
+        '<ol class="plain" id="audiobooks"><li>The Book <span class="muted">(40 min, 1 chapter)'
+        in body
+    )
 
 
 def test_repeat_rate_and_discoveries(client, user, history):
@@ -199,8 +214,8 @@ def test_the_page_sums_the_window_once_and_shows_the_same_numbers(client, user, 
         response, _ = _body(client, user, days=365)
     per_track = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH t(")]
     # One roll-up per (artist, album) with the ranked tracks, shared by the summary, the albums
-    # and the repeat rate; and one of the podcast episodes.
-    assert len(per_track) == 2
+    # and the repeat rate; one of the podcast episodes and one of the audiobook chapters.
+    assert len(per_track) == 3
     music = """"history_play"."kind" = 'music'"""
     assert sum(music in sql for sql in per_track) == 1
     report = response.context["report"]
