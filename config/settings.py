@@ -243,6 +243,8 @@ SPOTIFY_ACCOUNTS_BASE_URL = env.str(
 
 COLLECTOR_INTERVAL_SECONDS = env.int("COLLECTOR_INTERVAL_SECONDS", default=600)
 INITIAL_SYNC_ENABLED = env.bool("INITIAL_SYNC_ENABLED", default=True)
+# Spotify searches per user per hour for the real track of local songs (0 turns it off).
+RESOLVE_SEARCHES_PER_RUN = env.int("RESOLVE_SEARCHES_PER_RUN", default=50)
 INITIAL_SYNC_MAX_DAYS = env.int("INITIAL_SYNC_MAX_DAYS", default=30)
 INITIAL_SYNC_MAX_REQUESTS = env.int("INITIAL_SYNC_MAX_REQUESTS", default=200)
 
@@ -357,6 +359,11 @@ CELERY_BEAT_SCHEDULE.update(
         "queue-due-polls": {
             "task": "apps.history.tasks.queue_due_polls",
             "schedule": float(COLLECTOR_INTERVAL_SECONDS),
+        },
+        # Search Spotify for the real track of local songs (Account Data rows), once an hour.
+        "resolve-local-tracks": {
+            "task": "apps.history.tasks.queue_local_track_searches",
+            "schedule": 3600.0,
         },
         # Mark and log Spotify authorizations that expire within 30 and 7 days, twice a day.
         "warn-expiring-spotify-tokens": {

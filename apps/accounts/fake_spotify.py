@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -417,11 +418,24 @@ class FakeSpotify:
         with self._lock:
             tracks = {p[1]["id"]: p[1] for p in user.plays}
         tracks.update({t["id"]: t for t in user.top_tracks})
-        found = [
-            t
-            for t in tracks.values()
-            if q in t["name"].casefold() or any(q in a["name"].casefold() for a in t["artists"])
-        ]
+        # Field filters, as Spotify reads them: track:"…" and artist:"…" (else any field).
+        fields = dict(re.findall(r'(track|artist):"([^"]*)"', q))
+        if fields:
+            found = [
+                t
+                for t in tracks.values()
+                if fields.get("track", "").strip() in t["name"].casefold()
+                and any(
+                    fields.get("artist", "").strip() in a["name"].casefold() for a in t["artists"]
+                )
+            ]
+        else:
+            found = [
+                t
+                for t in tracks.values()
+                if q in t["name"].casefold()
+                or any(q in a["name"].casefold() for a in t["artists"])
+            ]
         body: dict[str, Any] = {}
         for kind in query.get("type", "track").split(","):
             if kind == "track":

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts import spotify
@@ -31,7 +31,8 @@ from apps.accounts.spotify import SpotifyError, SpotifyNotConnected, SpotifyRate
 from apps.history.ingest import InsertResult, PlayRecord, insert_plays
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.music.models import Source, Track
-from apps.music.services import TrackInfo
+from apps.music.normalize import LOCAL_PREFIX, normalize_name
+from apps.music.services import TrackInfo, merge_local_tracks, resolve_tracks
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,18 @@ def play_record(item: dict[str, Any]) -> PlayRecord | None:
     track = item.get("track")
     if not track or not track.get("name") or not item.get("played_at"):
         return None
+    return PlayRecord(
+        track=track_info(track), played_at=parse_played_at(item["played_at"]), source=Source.API
+    )
+
+
+def track_info(track: dict[str, Any]) -> TrackInfo:
+    """An API track (or episode) object as a TrackInfo."""
     artists = tuple(
         (str(a["name"]), a.get("id")) for a in track.get("artists") or [] if a and a.get("name")
     )
     album = track.get("album") or {}
-    info = TrackInfo(
+    return TrackInfo(
         name=str(track["name"]),
         artist_name=artists[0][0] if artists else None,
         album_name=album.get("name") or None,
@@ -85,7 +93,6 @@ def play_record(item: dict[str, Any]) -> PlayRecord | None:
         album_spotify_id=album.get("id") or None,
         artists=artists,
     )
-    return PlayRecord(track=info, played_at=parse_played_at(item["played_at"]), source=Source.API)
 
 
 def page_records(page: dict[str, Any]) -> list[PlayRecord]:
@@ -403,6 +410,114 @@ def initial_sync(*, user: User, task_id: str = "") -> JobRun:
         oldest_seen,
         extra={"user": user.pk, "job_run": run.pk, "store": True},
     )
+    return run
+
+
+# --- Resolving local tracks -----------------------------------------------------------------
+
+
+def _search_query(value: str) -> str:
+    return value.replace('"', " ")
+
+
+def _same_song(item: dict[str, Any], name_key: str, artist_key: str) -> bool:
+    artists = item.get("artists") or []
+    return (
+        item.get("type", "track") == "track"
+        and bool(item.get("uri"))
+        and normalize_name(item.get("name")) == name_key
+        and bool(artists)
+        and normalize_name((artists[0] or {}).get("name")) == artist_key
+    )
+
+
+def users_with_local_tracks() -> list[int]:
+    """Collecting users with a local song not yet searched for."""
+    return list(
+        SpotifyAccount.objects.filter(
+            status=SpotifyAccount.Status.ACTIVE,
+            paused=False,
+            refresh_token__isnull=False,
+            user__is_active=True,
+        )
+        .filter(
+            Exists(
+                Play.objects.filter(
+                    user_id=OuterRef("user_id"),
+                    track__uri__startswith=LOCAL_PREFIX,
+                    track__kind=Track.Kind.MUSIC,
+                    track__searched_at=None,
+                )
+            )
+        )
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
+
+
+def resolve_local_tracks(*, user: User, task_id: str = "") -> JobRun:
+    """Search Spotify for the real track of the user's most played local songs (Account Data
+    rows, rows without a URI), up to RESOLVE_SEARCHES_PER_RUN, and fold each one found into it
+    (merge_local_tracks), plays and all. A song is found when Spotify's result has the same
+    normalised name and first artist; each local song is searched for once.
+
+    Episodes and chapters are left local: Spotify's search results do not name their show."""
+    run = JobRun(user=user, type=JobRun.Type.RESOLVE, task_id=task_id)
+    with user_lock(user.pk) as locked:
+        if not locked:
+            return _skipped(run, "another collection task for this user is running")
+        account = SpotifyAccount.objects.filter(user=user).first()
+        if account is None or account.refresh_token is None or not account.is_collecting:
+            return _skipped(run, "not collecting (disconnected, paused or needs reconnecting)")
+        wanted = list(
+            Track.objects.filter(
+                uri__startswith=LOCAL_PREFIX,
+                kind=Track.Kind.MUSIC,
+                searched_at=None,
+                primary_artist__isnull=False,
+                play__user=user,
+            )
+            .annotate(plays=Count("play"))
+            .order_by("-plays", "pk")
+            .values_list("pk", "name", "name_key", "primary_artist_id", "primary_artist__name")[
+                : settings.RESOLVE_SEARCHES_PER_RUN
+            ]
+        )
+        run.started_at = timezone.now()
+        searched = found = 0
+        try:
+            for pk, name, name_key, artist_id, artist_name in wanted:
+                query = f'track:"{_search_query(name)}" artist:"{_search_query(artist_name)}"'
+                page = spotify.search(account=account, q=query, types=["track"], limit=5)
+                searched += 1
+                items = (page.get("tracks") or {}).get("items") or []
+                artist_key = normalize_name(artist_name)
+                match = next((i for i in items if i and _same_song(i, name_key, artist_key)), None)
+                with transaction.atomic():
+                    Track.objects.filter(pk=pk).update(searched_at=timezone.now())
+                    if match is not None:
+                        real = resolve_tracks([track_info(match)])[0]
+                        # A real track new to the catalogue has taken the local one already;
+                        # one known before is folded into here.
+                        merge_local_tracks([(real, Track.Kind.MUSIC, artist_id, name_key)])
+                        found += not Track.objects.filter(pk=pk).exists()
+        except SpotifyError as exc:
+            checkpoint = ensure_checkpoint(user=user)
+            _record_failure(run, checkpoint, exc, {"searched": searched, "found": found})
+            raise
+        _finish(
+            run,
+            status=JobRun.Status.SUCCEEDED,
+            counts={"searched": searched, "found": found, "left": len(wanted) - searched},
+        )
+    if found:
+        logger.info(
+            "Found %d of %d local songs of %s on Spotify",
+            found,
+            searched,
+            user.username,
+            extra={"user": user.pk, "job_run": run.pk, "store": True},
+        )
     return run
 
 

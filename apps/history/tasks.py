@@ -2,7 +2,9 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import Retry
+from django.conf import settings
 
+from apps.accounts import spotify
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyRateLimited, SpotifyUnavailable
 from apps.history import collection, services, totals
@@ -57,6 +59,34 @@ def initial_sync(self, user_id: int) -> str | None:
         return "failed"
     totals.refresh_best_days(user.pk)
     return run.status
+
+
+@shared_task(bind=True, acks_late=True, time_limit=1800, soft_time_limit=1740)
+def resolve_local_tracks(self, user_id: int) -> str | None:
+    """Search Spotify for the real track of one user's local songs; a 429 or an outage ends
+    the run, and the next hour's goes on."""
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    try:
+        run = collection.resolve_local_tracks(user=user, task_id=self.request.id or "")
+    except Exception:
+        logger.exception("Local track search for user %s failed", user_id, extra={"user": user_id})
+        return "failed"
+    totals.refresh_best_days(user.pk)
+    return run.status
+
+
+@shared_task(acks_late=True, time_limit=300, soft_time_limit=270)
+def queue_local_track_searches() -> int:
+    """Beat's hourly fan-out: one resolve_local_tracks task per collecting user with local
+    songs not searched for yet. Nothing while Spotify calls are paused or the setting is 0."""
+    if settings.RESOLVE_SEARCHES_PER_RUN <= 0 or spotify.rate_limit_pause() is not None:
+        return 0
+    user_ids = collection.users_with_local_tracks()
+    for user_id in user_ids:
+        resolve_local_tracks.delay(user_id)
+    return len(user_ids)
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=270)

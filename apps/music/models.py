@@ -87,6 +87,9 @@ class Track(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     first_source = models.CharField(max_length=16, choices=Source.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # For a local track: when Spotify search last looked for its real one
+    # (apps.history.collection.resolve_local_tracks), so it is not searched for again.
+    searched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
