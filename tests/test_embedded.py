@@ -187,3 +187,13 @@ def test_the_commands_json_output_is_json_alone(embedded_env, tmp_path):
     )
     tracks = json.loads(out)["tracks"]
     assert [(t["name"], t["listens"]) for t in tracks] == [("Karma Police", 2)]
+
+
+def test_empty_service_urls_are_the_embedded_default(embedded_env, tmp_path):
+    """`DATABASE_URL=` and `REDIS_URL=` left empty (in .env, say) mean SQLite and the folder
+    broker under VAR_DIR, as unset ones do."""
+    env = {**embedded_env, "DATABASE_URL": "", "REDIS_URL": ""}
+    shown = "print(settings.DATABASES['default']['NAME'], settings.CELERY_BROKER_URL)"
+    out = manage(env, "shell", "-c", f"from django.conf import settings; {shown}")
+    last = out.strip().splitlines()[-1]
+    assert last.split() == [str(tmp_path / "var" / "db.sqlite3"), "filesystem://localhost/"]
