@@ -595,3 +595,49 @@ def test_break_ties_orders_each_run_of_equal_rows_by_name_then_key() -> None:
         (3, 2, 5),
     ]
     assert selectors._break_ties([], {}, "u") == []
+
+
+def test_a_listen_starts_at_exactly_the_threshold(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    song = make_track("Edge", "Edge Artist")
+    make_play(user, song, at(19, 10), ms_played=30_000)  # a listen
+    make_play(user, song, at(19, 11), ms_played=29_999)  # a short play
+    result = selectors.top_tracks(user=user, window=window(user, days=7))
+    assert [(t.name, t.listens) for t in result.tracks] == [("Edge", 1)]
+    assert (result.rule.min_ms_played, result.rule.short_plays_excluded) == (30_000, 1)
+    both = selectors.top_tracks(user=user, window=window(user, days=7), include_short=True)
+    assert [(t.name, t.listens) for t in both.tracks] == [("Edge", 2)]
+
+
+def test_a_calls_tz_moves_days_hours_and_years_as_the_users_own_zone_does(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    """16:00 UTC on 31 December is already New Year's Day, 01:00, in Tokyo."""
+    song = make_track("Auld Lang Syne", "Choir")
+    make_play(user, song, datetime(2025, 12, 31, 16, 0, tzinfo=UTC), ms_played=200_000)
+    everything = {"days": 0}
+    tokyo = selectors.listening_heatmap(
+        user=user, window=window(user, tz="Asia/Tokyo", **everything)
+    )
+    utc = selectors.listening_heatmap(user=user, window=window(user, **everything))
+    assert tokyo.window.tz == "Asia/Tokyo"
+    assert (tokyo.peak_weekday, tokyo.peak_hour, utc.peak_weekday, utc.peak_hour) == (
+        "Thursday",
+        1,
+        "Wednesday",
+        16,
+    )
+    in_tokyo = selectors.entity_stats(
+        user=user, window=window(user, tz="Asia/Tokyo", **everything), query="choir", type="artist"
+    )
+    assert [(y.year, y.listens) for y in in_tokyo.by_year] == [(2026, 1)]
+    in_utc = selectors.entity_stats(
+        user=user, window=window(user, **everything), query="choir", type="artist"
+    )
+    assert [(y.year, y.listens) for y in in_utc.by_year] == [(2025, 1)]
+    # A user whose own zone is Tokyo gets the same answers without tz.
+    user.timezone = "Asia/Tokyo"
+    user.save()
+    own = selectors.listening_heatmap(user=user, window=window(user, **everything))
+    assert (own.window.tz, own.peak_weekday, own.peak_hour) == ("Asia/Tokyo", "Thursday", 1)

@@ -86,3 +86,30 @@ def test_the_hourly_fan_out_is_scheduled_and_can_be_turned_off(settings):
     )
     settings.RESOLVE_SEARCHES_PER_RUN = 0
     assert tasks.queue_local_track_searches() == 0
+
+
+def test_a_polled_play_and_its_account_data_row_are_one_play_in_either_order(
+    user, other_user, connect_fake, fake_spotify, export_zip
+):
+    from datetime import UTC, datetime
+
+    polled_at = datetime(2025, 3, 14, 18, 23, 41, 306000, tzinfo=UTC)
+    row = account("2025-03-14 18:23", "Karma Police", "Radiohead", ms=214_306)
+    for person, spotify_id, poll_first in ((user, "alice", True), (other_user, "bob", False)):
+        connect_fake(person, spotify_id)
+        fake_spotify.add_play(
+            spotify_id, played_at=polled_at, name="Karma Police", artist="Radiohead"
+        )
+        if poll_first:
+            assert collection.poll_user(user=person).counts["added"] == 1
+            job = _import(person, export_zip({ACCOUNT_DATA: [row]}))
+            assert (job.plays_added, job.duplicates) == (0, 1)
+        else:
+            assert _import(person, export_zip({ACCOUNT_DATA: [row]})).plays_added == 1
+            counts = collection.poll_user(user=person).counts
+            assert (counts["added"], counts["duplicates"]) == (0, 1)
+        plays = Play.objects.for_user(person).select_related("track")
+        assert [(p.track.uri, p.played_at, p.ms_played) for p in plays] == [
+            (make_track("Karma Police", "Radiohead")["uri"], polled_at, 214_306)
+        ]
+    assert not Track.objects.filter(uri__startswith="local:").exists()
