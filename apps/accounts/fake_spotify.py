@@ -433,8 +433,7 @@ class FakeSpotify:
             found = [
                 t
                 for t in tracks.values()
-                if q in t["name"].casefold()
-                or any(q in a["name"].casefold() for a in t["artists"])
+                if q in t["name"].casefold() or any(q in a["name"].casefold() for a in t["artists"])
             ]
         body: dict[str, Any] = {}
         for kind in query.get("type", "track").split(","):
