@@ -107,3 +107,22 @@ def test_a_new_play_outside_the_tolerance_is_added(user):
     )
     assert result.added == 1
     assert Play.objects.count() == 2
+
+
+def test_the_tolerance_is_the_setting_and_includes_its_edge(user, settings):
+    def api(text: str) -> PlayRecord:
+        return PlayRecord(song(), at(text), Source.API)
+
+    settings.DEDUP_TOLERANCE_SECONDS = 5
+    insert_plays(user=user, records=[export("2025-03-14T18:23:41")])
+    edge = insert_plays(user=user, records=[api("2025-03-14T18:23:46")])  # exactly 5 s
+    beyond = insert_plays(user=user, records=[api("2025-03-14T19:00:06.001")])
+    insert_plays(user=user, records=[export("2025-03-14T19:00:01")])
+    assert (edge.added, edge.merged) == (0, 1)
+    assert beyond.added == 1
+    assert Play.objects.filter(played_at__hour=19).count() == 2  # 5.001 s apart: two plays
+    settings.DEDUP_TOLERANCE_SECONDS = 10
+    wider = insert_plays(user=user, records=[api("2025-03-14T20:00:09")])
+    merged = insert_plays(user=user, records=[export("2025-03-14T20:00:00")])
+    assert (wider.added, merged.added, merged.merged) == (1, 0, 1)
+    assert Play.objects.filter(played_at__hour=20).get().ms_played == 214306

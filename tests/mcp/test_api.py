@@ -70,6 +70,9 @@ def test_every_surface_returns_the_same_result(
     assert without_time(mcp["structuredContent"]) == expected
     assert without_time(json.loads(mcp["content"][0]["text"])) == expected
     assert without_time(json.loads(out.getvalue())) == expected
+    # No surface ever shows the Spotify tokens it used.
+    for text in (rest.content.decode(), json.dumps(call), json.dumps(mcp), out.getvalue()):
+        assert "access-1" not in text and "refresh-1" not in text
 
 
 def test_rest_answers_with_names_and_the_window(client: Client, listening: Any, token: str) -> None:
