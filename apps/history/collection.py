@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts import spotify
@@ -148,18 +148,23 @@ def request_initial_sync(*, user: User) -> None:
     transaction.on_commit(lambda: tasks.initial_sync.delay(user.pk))
 
 
+def _collecting_accounts() -> QuerySet[SpotifyAccount]:
+    """Accounts the scheduled tasks work for: active, unpaused, connected, of an active user."""
+    return SpotifyAccount.objects.filter(
+        status=SpotifyAccount.Status.ACTIVE,
+        paused=False,
+        refresh_token__isnull=False,
+        user__is_active=True,
+    )
+
+
 def due_user_ids(*, now: datetime | None = None) -> list[int]:
     """Active, unpaused, connected users whose last poll is at least about an interval old."""
     now = now or timezone.now()
     # 10% slack, so a poll that ran a little after the previous fan-out is due at the next one.
     due_before = now - timedelta(seconds=settings.COLLECTOR_INTERVAL_SECONDS * 0.9)
     return list(
-        SpotifyAccount.objects.filter(
-            status=SpotifyAccount.Status.ACTIVE,
-            paused=False,
-            refresh_token__isnull=False,
-            user__is_active=True,
-        )
+        _collecting_accounts()
         .filter(
             Q(user__sync_checkpoint__isnull=True)
             | Q(user__sync_checkpoint__last_poll_at__isnull=True)
@@ -434,12 +439,7 @@ def _same_song(item: dict[str, Any], name_key: str, artist_key: str) -> bool:
 def users_with_local_tracks() -> list[int]:
     """Collecting users with a local song not yet searched for."""
     return list(
-        SpotifyAccount.objects.filter(
-            status=SpotifyAccount.Status.ACTIVE,
-            paused=False,
-            refresh_token__isnull=False,
-            user__is_active=True,
-        )
+        _collecting_accounts()
         .filter(
             Exists(
                 Play.objects.filter(

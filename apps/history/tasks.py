@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import Retry
@@ -8,6 +9,7 @@ from apps.accounts import spotify
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyRateLimited, SpotifyUnavailable
 from apps.history import collection, services, totals
+from apps.history.models import JobRun
 
 logger = logging.getLogger(__name__)
 
@@ -46,35 +48,36 @@ def poll_user(self, user_id: int) -> str | None:
     return run.status
 
 
-@shared_task(bind=True, acks_late=True, time_limit=1800, soft_time_limit=1740)
-def initial_sync(self, user_id: int) -> str | None:
-    """Page back through one user's recently played list; the service records why it stopped."""
+def _run_once(
+    service: Callable[..., JobRun], what: str, user_id: int, task_id: str | None
+) -> str | None:
+    """Run a collection service for a user once: a failure is on its JobRun and in the log,
+    and waits for the next time the task is queued."""
     user = User.objects.filter(pk=user_id).first()
     if user is None:
         return None
     try:
-        run = collection.initial_sync(user=user, task_id=self.request.id or "")
+        run = service(user=user, task_id=task_id or "")
     except Exception:
-        logger.exception("Initial sync of user %s failed", user_id, extra={"user": user_id})
+        logger.exception("%s of user %s failed", what, user_id, extra={"user": user_id})
         return "failed"
     totals.refresh_best_days(user.pk)
     return run.status
+
+
+@shared_task(bind=True, acks_late=True, time_limit=1800, soft_time_limit=1740)
+def initial_sync(self, user_id: int) -> str | None:
+    """Page back through one user's recently played list; the service records why it stopped."""
+    return _run_once(collection.initial_sync, "Initial sync", user_id, self.request.id)
 
 
 @shared_task(bind=True, acks_late=True, time_limit=1800, soft_time_limit=1740)
 def resolve_local_tracks(self, user_id: int) -> str | None:
     """Search Spotify for the real track of one user's local songs; a 429 or an outage ends
     the run, and the next hour's goes on."""
-    user = User.objects.filter(pk=user_id).first()
-    if user is None:
-        return None
-    try:
-        run = collection.resolve_local_tracks(user=user, task_id=self.request.id or "")
-    except Exception:
-        logger.exception("Local track search for user %s failed", user_id, extra={"user": user_id})
-        return "failed"
-    totals.refresh_best_days(user.pk)
-    return run.status
+    return _run_once(
+        collection.resolve_local_tracks, "Local track search", user_id, self.request.id
+    )
 
 
 @shared_task(acks_late=True, time_limit=300, soft_time_limit=270)

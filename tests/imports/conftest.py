@@ -30,6 +30,22 @@ def extended(
     )
 
 
+def chapter(ts: str, title: str, book: str, ms: int) -> dict[str, Any]:
+    """An audiobook chapter's record; its URI and the book's are made from the names."""
+    return extended(
+        ts,
+        track=None,
+        artist=None,
+        album=None,
+        uri=None,
+        ms=ms,
+        audiobook_title=book,
+        audiobook_uri=f"spotify:audiobook:{book[0]}",
+        audiobook_chapter_title=title,
+        audiobook_chapter_uri=f"spotify:chapter:{book[0]}{title[-1]}",
+    )
+
+
 def episode(ts: str, name: str, show: str, uri: str | None, ms: int = 1_200_000) -> dict[str, Any]:
     return extended(
         ts,

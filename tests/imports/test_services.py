@@ -6,7 +6,7 @@ from apps.history.models import Play
 from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.music.models import Track
-from tests.imports.conftest import account, episode, extended
+from tests.imports.conftest import account, chapter, episode, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024-2025_0.json"
 
@@ -118,20 +118,6 @@ def test_audiobook_chapters_are_their_own_kind_and_the_podcast_tool_ranks_their_
     user, export_zip
 ):
     from apps.history import selectors
-
-    def chapter(ts: str, title: str, book: str, ms: int) -> dict:
-        return extended(
-            ts,
-            track=None,
-            artist=None,
-            album=None,
-            uri=None,
-            ms=ms,
-            audiobook_title=book,
-            audiobook_uri=f"spotify:audiobook:{book[0]}",
-            audiobook_chapter_title=title,
-            audiobook_chapter_uri=f"spotify:chapter:{book[0]}{title[-1]}",
-        )
 
     files = {
         AUDIO: [
