@@ -30,15 +30,16 @@ def extended(
     )
 
 
+def _not_music(ts: str, ms: int, **fields: Any) -> dict[str, Any]:
+    """An Extended record with no song: an episode's or a chapter's fields instead."""
+    return extended(ts, track=None, artist=None, album=None, uri=None, ms=ms, **fields)
+
+
 def chapter(ts: str, title: str, book: str, ms: int) -> dict[str, Any]:
     """An audiobook chapter's record; its URI and the book's are made from the names."""
-    return extended(
+    return _not_music(
         ts,
-        track=None,
-        artist=None,
-        album=None,
-        uri=None,
-        ms=ms,
+        ms,
         audiobook_title=book,
         audiobook_uri=f"spotify:audiobook:{book[0]}",
         audiobook_chapter_title=title,
@@ -47,17 +48,7 @@ def chapter(ts: str, title: str, book: str, ms: int) -> dict[str, Any]:
 
 
 def episode(ts: str, name: str, show: str, uri: str | None, ms: int = 1_200_000) -> dict[str, Any]:
-    return extended(
-        ts,
-        track=None,
-        artist=None,
-        album=None,
-        uri=None,
-        ms=ms,
-        episode_name=name,
-        episode_show_name=show,
-        spotify_episode_uri=uri,
-    )
+    return _not_music(ts, ms, episode_name=name, episode_show_name=show, spotify_episode_uri=uri)
 
 
 def account(end_time: str, track: str, artist: str, ms: int = 214306) -> dict[str, Any]:
