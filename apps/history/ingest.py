@@ -146,7 +146,7 @@ def is_same_play(
 MINUTE = timedelta(seconds=60)
 
 
-def _merge(play: Play | PlayRecord, record: PlayRecord) -> list[str]:
+def merge_into(play: Play | PlayRecord, record: Play | PlayRecord) -> list[str]:
     """Fold a matching record into an existing play (or one pending in this batch); the fields
     that changed."""
     changed = []
@@ -324,7 +324,7 @@ def _insert_portable(
             to_create[i] = (match, to_create[i][1])
         taken.setdefault(id(match), record.played_at)
         old_at, old_source = match.played_at, match.source
-        changed = _merge(match, record)
+        changed = merge_into(match, record)
         if "played_at" in changed:
             if near.holds(match.played_at, other_than=match):
                 # Another play already holds that exact time: keep the old one, and its source.
@@ -496,7 +496,7 @@ _RECORD_WINDOW = {
     False: "(p.played_at BETWEEN s.played_at - %(tol)s AND s.played_at + %(tol)s)",
 }
 
-# Fold each matched row into its play, keeping the better data (see _merge): a more precise
+# Fold each matched row into its play, keeping the better data (see merge_into): a more precise
 # time unless another play of the track already holds it, and with it the row's source when
 # the row's details are better too.
 # Built from constants only.

@@ -386,15 +386,15 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict
     `real_tracks` holds (track id, kind, owner id, name key) of real Spotify tracks, the owner
     being the primary artist of a song and the album (show, audiobook) of an episode or a
     chapter. Each local track of the same kind, owner and name key has its plays moved to the
-    real track: a play
-    that is the same play as one already on the real track (see `is_same_play`) is merged into
-    it and removed. The local track is then deleted. Returns {local track id: real track id}.
+    real track: a play that is the same play as one already on the real track (see
+    `is_same_play`) is merged into it by the insert path's rule, and removed. The local track
+    is then deleted. Returns {local track id: real track id}.
     """
     from datetime import timedelta
 
     from django.conf import settings
 
-    from apps.history.ingest import DETAIL, DETAIL_FIELDS, PRECISION, is_same_play
+    from apps.history.ingest import is_same_play, merge_into
     from apps.history.models import Play
 
     wanted = {(kind, owner, name): track_id for track_id, kind, owner, name in real_tracks}
@@ -439,19 +439,10 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict
                 moved.append(play.pk)
                 on_real.setdefault(play.user_id, []).append(play)
                 continue
-            changes: dict[str, object] = {}
-            if PRECISION[play.source] > PRECISION[match.source]:
-                changes["played_at"] = play.played_at
-            if DETAIL[play.source] > DETAIL[match.source]:
-                for name in DETAIL_FIELDS:
-                    value = getattr(play, name)
-                    if value not in (None, ""):
-                        changes[name] = value
+            changed = merge_into(match, play)  # the insert path's rule, on `match` itself
             play.delete()
-            if changes:
-                Play.objects.filter(pk=match.pk).update(**changes)
-                for name, value in changes.items():
-                    setattr(match, name, value)
+            if changed:
+                Play.objects.filter(pk=match.pk).update(**{n: getattr(match, n) for n in changed})
         Play.objects.filter(pk__in=moved).update(track_id=real_id)
         Track.objects.filter(pk=local_id).delete()
     return dict(locals_)

@@ -126,3 +126,35 @@ def test_albums_with_and_without_an_artist_resolve_to_the_same_rows_again(db: No
     assert Album.objects.count() == len(batch)
     albums = dict(Track.objects.values_list("pk", "album_id"))
     assert [albums[t] for t in second] == [albums[t] for t in first]
+
+
+def test_a_local_play_folded_into_the_real_tracks_play_follows_the_insert_paths_rule(
+    user, make_track, make_play
+):
+    """An Extended play of a local song is the real track's Account Data play of that minute:
+    the play takes its second, details and source, as the insert path's merge does."""
+    from datetime import UTC, datetime
+
+    from apps.history.models import Play
+    from apps.music.models import Source
+    from apps.music.normalize import local_track_uri
+    from apps.music.services import merge_local_tracks
+
+    real = make_track("Karma Police", "Radiohead", uri="spotify:track:kp")
+    local = make_track(
+        "Karma Police", "Radiohead", None, uri=local_track_uri("Radiohead", "Karma Police", None)
+    )
+    minute = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
+    make_play(user, real, minute, ms_played=214_000, source=Source.EXPORT_ACCOUNT)
+    make_play(user, local, minute.replace(second=1), ms_played=214_306, reason_end="trackdone")
+    assert merge_local_tracks([(real.pk, real.kind, real.primary_artist_id, real.name_key)]) == {
+        local.pk: real.pk
+    }
+    play = Play.objects.get()
+    assert (play.track_id, play.played_at, play.ms_played, play.reason_end, play.source) == (
+        real.pk,
+        minute.replace(second=1),
+        214_306,
+        "trackdone",
+        Source.EXPORT_EXTENDED,
+    )
