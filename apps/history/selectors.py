@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, cast
 
 import msgspec
 from django.conf import settings
@@ -534,17 +534,37 @@ def music_listens(user: User, window: Window, rule: Rule) -> QuerySet[Play]:
     return window_plays(user, window).filter(rule.listen_q, kind=MUSIC)
 
 
-# The columns of the (artist, album) roll-up: the listens of one pair in a window, summed over
-# its tracks.
-GROUP_COLUMNS = (
-    "artist_id",
-    "album_id",
-    "listens",
-    "ms",
-    "tracks",
-    "estimated",  # listens of unknown duration, counted with the track's length
-    "repeated_tracks",  # tracks heard more than once
-    "repeated_listens",  # listens to those tracks
+class Summary(NamedTuple):
+    """The window's sums over every track counted."""
+
+    listens: int
+    ms: int
+    tracks: int
+    estimated: int  # listens of unknown duration, counted with the track's length
+    artists: int  # known artists
+    repeated_tracks: int  # tracks heard more than once
+    repeated_listens: int  # listens to those tracks
+
+
+# Over t (see Counted): the sums (0), every artist's listens and minutes (1), and the albums (2)
+# and tracks (3) as good as the MAX_LIMIT-th by listens and minutes, found with a bounded sort
+# (the cut), far cheaper than ranking them all; fewer than that, all of them.
+_READ = (
+    ", al AS (SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
+    "FROM t "
+    "WHERE album_id IS NOT NULL GROUP BY album_id), "
+    "al_cut AS (SELECT n, ms FROM al ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
+    "t_cut AS (SELECT n, ms FROM t ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s) "
+    "SELECT 0, NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), COUNT(*), "
+    "CAST(SUM(unknown) AS BIGINT), 0, "
+    "SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
+    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) FROM t "
+    "UNION ALL SELECT 1, artist_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
+    "0, 0, 0, 0, 0 FROM t GROUP BY artist_id "
+    "UNION ALL SELECT 2, album_id, n, ms, 0, 0, 0, 0, 0 FROM al WHERE NOT EXISTS "
+    "(SELECT 1 FROM al_cut) OR (n, ms) >= (SELECT n, ms FROM al_cut) "
+    "UNION ALL SELECT 3, track_id, n, ms, 0, 0, 0, 0, 0 FROM t WHERE NOT EXISTS "
+    "(SELECT 1 FROM t_cut) OR (n, ms) >= (SELECT n, ms FROM t_cut)"
 )
 
 
@@ -555,9 +575,8 @@ class Counted:
 
     `tracks` is the SQL (and its parameters) of one row per track: (track_id, artist_id,
     album_id, listens, ms, plays of unknown duration), ms including the estimated minutes of
-    plays of unknown duration. The database rolls it up per (artist, album) in `groups`, or ranks
-    the tracks in `best_tracks`, so only a few thousand rows at most reach Python: totals,
-    rankings and repeat figures come from those."""
+    plays of unknown duration. One query over it gives the sums, every artist's listens and the
+    best albums and tracks, so a few thousand rows at most reach Python."""
 
     def __init__(
         self,
@@ -570,8 +589,6 @@ class Counted:
     ) -> None:
         self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
         self.tracks = tracks
-        # What `grouped` worked out, by key: on the instance, so it goes when the instance does.
-        self._grouped: dict[str, dict[Any, tuple[int, int]]] = {}
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -584,42 +601,48 @@ class Counted:
             return cursor.fetchall()
 
     @functools.cached_property
-    def _read(self) -> tuple[list[tuple[Any, ...]], list[tuple[int, int, int, int]]]:
-        """One pass over the window: the per-(artist, album) roll-up, and the tracks ranked
-        up to MAX_LIMIT by listens and minutes (with whatever ties with the last)."""
-        rows = self.per_track(
-            "SELECT 0, artist_id, album_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
-            "COUNT(*), CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
-            "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) "
-            "FROM t GROUP BY artist_id, album_id "
-            "UNION ALL "
-            # The tracks as good as the MAX_LIMIT-th: a bounded sort finds it, far cheaper
-            # than ranking every track.
-            "SELECT 1, track_id, 0, n, ms, 0, 0, 0, 0 FROM t LEFT JOIN ("
-            "SELECT n AS last_n, ms AS last_ms FROM t ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s"
-            ") last ON 1 = 1 WHERE last_n IS NULL OR n > last_n OR (n = last_n AND ms >= last_ms)",
-            MAX_LIMIT - 1,
+    def _read(
+        self,
+    ) -> tuple[
+        Summary,
+        dict[Any, tuple[int, int]],
+        list[tuple[int, int, int, int]],
+        dict[Any, tuple[int, int]],
+    ]:
+        """One pass over the window: the sums, every artist's (listens, ms), and the albums and
+        tracks up to the MAX_LIMIT-th by listens and minutes (with whatever ties with it)."""
+        rows = self.per_track(_READ, MAX_LIMIT - 1, MAX_LIMIT - 1)
+        sums = next(row[2:] for row in rows if row[0] == 0)
+        artists = {row[1]: (row[2], row[3]) for row in rows if row[0] == 1}
+        summary = Summary(*(value or 0 for value in sums))._replace(
+            artists=len(artists) - (None in artists)
         )
-        groups = [row[1:] for row in rows if row[0] == 0]
-        best = sorted((-row[3], -row[4], row[1]) for row in rows if row[0] == 1)
+        albums = {row[1]: (row[2], row[3]) for row in rows if row[0] == 2}
+        best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == 3)
         ranked: list[tuple[int, int, int, int]] = []
         for i, (n, ms, track) in enumerate(best):
             tied = i > 0 and best[i - 1][:2] == (n, ms)
             ranked.append((ranked[-1][0] if tied else i + 1, track, -n, -ms))
-        return groups, ranked
+        return summary, artists, ranked, albums
 
-    @functools.cached_property
-    def columns(self) -> dict[str, tuple[Any, ...]]:
-        """The (artist, album) pairs column by column (a tuple per name in GROUP_COLUMNS), for
-        sums at C speed rather than an object per pair."""
-        groups = self._read[0]
-        columns = zip(*groups, strict=True) if groups else [()] * len(GROUP_COLUMNS)
-        return dict(zip(GROUP_COLUMNS, columns, strict=True))
+    @property
+    def summary(self) -> Summary:
+        return self._read[0]
 
     def best_tracks(self, limit: int) -> list[tuple[int, int, int]]:
         """(track_id, listens, ms) of the `limit` best tracks by listens and minutes, and of
         those tying with the last of them (limit <= MAX_LIMIT)."""
-        return [(track, n, ms) for position, track, n, ms in self._read[1] if position <= limit]
+        return [(track, n, ms) for position, track, n, ms in self._read[2] if position <= limit]
+
+    def artist_listens(self) -> dict[Any, tuple[int, int]]:
+        """(listens, ms) of every artist (None: tracks without one). Callers must not change
+        the result."""
+        return self._read[1]
+
+    def best_albums(self) -> dict[Any, tuple[int, int]]:
+        """(listens, ms) of the MAX_LIMIT best albums and whatever ties with the last of
+        them: enough for `_best` with any limit up to MAX_LIMIT."""
+        return self._read[3]
 
     def artists(self) -> tuple[Totals, list[tuple[Any, int, int]]]:
         """The totals, and every artist as (artist_id, listens, ms) in rank order (listens,
@@ -646,20 +669,6 @@ class Counted:
         return totals, _break_ties(
             list(zip(keys, listens, ms, strict=True)), names, normalize_name(UNKNOWN_ARTIST)
         )
-
-    def grouped(self, key: str) -> dict[Any, tuple[int, int]]:
-        """(listens, ms) per artist_id or album_id. Callers must not change the result."""
-        if key not in self._grouped:
-            self._grouped[key] = self._group(key)
-        return self._grouped[key]
-
-    def _group(self, key: str) -> dict[Any, tuple[int, int]]:
-        groups: dict[Any, tuple[int, int]] = {}
-        columns = self.columns
-        for k, n, m in zip(columns[key], columns["listens"], columns["ms"], strict=True):
-            sums = groups.get(k)
-            groups[k] = (n, m) if sums is None else (sums[0] + n, sums[1] + m)
-        return groups
 
 
 def _best(groups: dict[Any, tuple[int, int]], limit: int) -> list[tuple[Any, int, int]]:
@@ -951,13 +960,13 @@ def _limit(limit: int) -> int:
 
 
 def _totals(c: Counted) -> Totals:
-    columns = c.columns
+    summary = c.summary
     return Totals(
-        listens=sum(columns["listens"]),
-        minutes=_minutes(sum(columns["ms"])),
-        minutes_estimated=any(columns["estimated"]),
-        unique_tracks=sum(columns["tracks"]),
-        unique_artists=len(set(columns["artist_id"]) - {None}),
+        listens=summary.listens,
+        minutes=_minutes(summary.ms),
+        minutes_estimated=summary.estimated > 0,
+        unique_tracks=summary.tracks,
+        unique_artists=summary.artists,
     )
 
 
@@ -1116,7 +1125,7 @@ def _artist_names(keys: Iterable[Any]) -> dict[Any, tuple[str, str | None]]:
 def _artist_list(c: Counted, limit: int) -> list[dict[str, Any]]:
     """The best artists (by listens, then minutes, then name) as dicts with name and Spotify
     id."""
-    best = _ranked(_best(c.grouped("artist_id"), limit), limit, Artist)
+    best = _ranked(_best(c.artist_listens(), limit), limit, Artist)
     names = _artist_names(k for k, _, _ in best)
     return [
         {
@@ -1211,7 +1220,7 @@ def top_albums(
     rule = Rule.default(include_short)
     c = counted(user, window, rule)
     totals = _totals(c)
-    groups = {k: v for k, v in c.grouped("album_id").items() if k is not None}
+    groups = c.best_albums()
     limit = _limit(limit)
     best = _ranked(_best(groups, limit), limit, Album)
     found = Album.objects.select_related("artist").in_bulk([k for k, _, _ in best])
@@ -1287,17 +1296,6 @@ def listening_heatmap(*, user: User, window: Window, include_short: bool = False
 # --- Repeat rate ------------------------------------------------------------------------------
 
 
-def _repeat_figures(c: Counted) -> tuple[int, int, int, int]:
-    """(listens, unique tracks, tracks heard more than once, listens to those tracks)."""
-    columns = c.columns
-    return (
-        sum(columns["listens"]),
-        sum(columns["tracks"]),
-        sum(columns["repeated_tracks"]),
-        sum(columns["repeated_listens"]),
-    )
-
-
 def repeat_rate(
     *, user: User, window: Window, include_short: bool = False, limit: int = 10
 ) -> RepeatRate:
@@ -1305,14 +1303,14 @@ def repeat_rate(
     biggest single-day repeat of one track."""
     rule = Rule.default(include_short)
     c = counted(user, window, rule)
-    total, unique, repeated, repeated_listens = _repeat_figures(c)
+    total, unique = c.summary.listens, c.summary.tracks
     return RepeatRate(
         **_envelope(user, window, rule),
         listens=total,
         unique_tracks=unique,
         repeat_rate=round(total / unique, 2) if unique else 0.0,
-        repeated_tracks=repeated,
-        repeat_listens_pct=_pct(repeated_listens, total),
+        repeated_tracks=c.summary.repeated_tracks,
+        repeat_listens_pct=_pct(c.summary.repeated_listens, total),
         most_replayed=_track_ranks(c, total, _limit(limit)),
         biggest_day_repeat=_biggest_day_repeat(user, window, rule),
     )
@@ -1476,7 +1474,7 @@ def _discovered(
     user: User, window: Window, rule: Rule, c: Counted, limit: int
 ) -> tuple[int, list[DiscoveredArtist]]:
     """Artists whose first listen ever falls inside the window, most listened first."""
-    listens = {k: v for k, v in c.grouped("artist_id").items() if k is not None}
+    listens = {k: v for k, v in c.artist_listens().items() if k is not None}
     candidates = set(listens)
     start = window.start_at
     if start is None:

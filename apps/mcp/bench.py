@@ -252,11 +252,19 @@ def target(name: str, label: str) -> int:
 def run(*, out: Any, options: dict[str, Any]) -> None:
     quick = options.get("quick", False)
     heavy, total, users = (100_000, 300_000, 10) if quick else (1_000_000, 3_000_000, 10)
-    out.write(f"Loading {total:,} plays for {users} users ({heavy:,} for the heavy user)…")
-    started = time.perf_counter()
-    user = build(heavy=heavy, total=total, users=users)
-    elapsed = time.perf_counter() - started
-    out.write(f"Loaded {Play.objects.count():,} plays in {elapsed:.1f} s.")
+    kept = User.objects.filter(username="bench0").first() if options.get("keepdb") else None
+    if kept is not None:
+        # --keepdb: the data an earlier run built is reused.
+        user = kept
+        out.write(
+            f"Reusing the {Play.objects.count():,} plays kept from an earlier run (--keepdb)."
+        )
+    else:
+        out.write(f"Loading {total:,} plays for {users} users ({heavy:,} for the heavy user)…")
+        started = time.perf_counter()
+        user = build(heavy=heavy, total=total, users=users)
+        elapsed = time.perf_counter() - started
+        out.write(f"Loaded {Play.objects.count():,} plays in {elapsed:.1f} s.")
     _, token = create_token(user=user, name="bench")
     client = Client()
     auth = {"Authorization": f"Bearer {token}"}

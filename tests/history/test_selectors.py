@@ -135,6 +135,27 @@ def test_top_tracks_tied_past_the_limit_rank_by_name(
     assert [(t.rank, t.name) for t in few] == [(1, "Song 52"), (2, "Song 53")]
 
 
+@pytest.mark.parametrize("days", [90, 0])
+def test_top_albums_tied_past_the_limit_rank_by_name(
+    user: Any, make_track: Any, make_play: Any, days: int
+) -> None:
+    """More albums tie with the 50th than fit: names pick the last ones in, and an album's
+    listens are its tracks' together."""
+    for i in range(55):
+        songs = [make_track(f"Song {i:02d}{side}", "Artist", f"Album {i:02d}") for side in "ab"]
+        for minute, song in enumerate(songs[: 2 if i >= 52 else 1]):
+            make_play(user, song, at(10, 10, 2 * minute + i // 2), ms_played=100_000)
+    albums = selectors.top_albums(user=user, window=window(user, days=days), limit=50).albums
+    assert [(a.name, a.listens, a.minutes) for a in albums[:4]] == [
+        ("Album 52", 2, 3.3),
+        ("Album 53", 2, 3.3),
+        ("Album 54", 2, 3.3),
+        ("Album 00", 1, 1.7),
+    ]
+    assert [a.name for a in albums[-2:]] == ["Album 45", "Album 46"]
+    assert len(albums) == 50
+
+
 def test_top_albums(user: Any, data: Any) -> None:
     result = selectors.top_albums(user=user, window=window(user, days=0))
     assert [(a.name, a.artist, a.listens, a.share_pct) for a in result.albums] == [
