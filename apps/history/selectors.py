@@ -556,9 +556,8 @@ _READ = (
     "al_cut AS (SELECT n, ms FROM al ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
     "t_cut AS (SELECT n, ms FROM t ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s) "
     "SELECT 0, NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), COUNT(*), "
-    "CAST(SUM(unknown) AS BIGINT), 0, "
-    "SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
-    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT) FROM t "
+    "CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
+    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT), 0 FROM t "
     "UNION ALL SELECT 1, artist_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
     "0, 0, 0, 0, 0 FROM t GROUP BY artist_id "
     "UNION ALL SELECT 2, album_id, n, ms, 0, 0, 0, 0, 0 FROM al WHERE NOT EXISTS "
@@ -613,9 +612,16 @@ class Counted:
         tracks up to the MAX_LIMIT-th by listens and minutes (with whatever ties with it)."""
         rows = self.per_track(_READ, MAX_LIMIT - 1, MAX_LIMIT - 1)
         sums = next(row[2:] for row in rows if row[0] == 0)
+        listens, total_ms, tracks, estimated, repeated, repeated_listens, _ = (v or 0 for v in sums)
         artists = {row[1]: (row[2], row[3]) for row in rows if row[0] == 1}
-        summary = Summary(*(value or 0 for value in sums))._replace(
-            artists=len(artists) - (None in artists)
+        summary = Summary(
+            listens=listens,
+            ms=total_ms,
+            tracks=tracks,
+            estimated=estimated,
+            artists=len(artists) - (None in artists),
+            repeated_tracks=repeated,
+            repeated_listens=repeated_listens,
         )
         albums = {row[1]: (row[2], row[3]) for row in rows if row[0] == 2}
         best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == 3)
