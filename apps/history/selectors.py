@@ -578,16 +578,9 @@ class Counted:
     best albums and tracks, so a few thousand rows at most reach Python."""
 
     def __init__(
-        self,
-        rows: QuerySet[Any],
-        listens: Any,
-        ms: Any,
-        estimated: Any,
-        *,
-        tracks: tuple[str, tuple[Any, ...]],
+        self, rows: QuerySet[Any], listens: Any, *, tracks: tuple[str, tuple[Any, ...]]
     ) -> None:
-        self.rows, self.listens, self.ms, self.estimated = rows, listens, ms, estimated
-        self.tracks = tracks
+        self.rows, self.listens, self.tracks = rows, listens, tracks
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -906,22 +899,10 @@ def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
         tracks = rows.values_list(
             "track_id", "artist_id", "album_id", "listen_n", "listen_ms", "unknown_ms_plays"
         )
-        return Counted(
-            rows,
-            Sum("listen_n"),
-            Sum("listen_ms"),
-            Sum("unknown_ms_plays"),
-            tracks=tracks.query.sql_with_params(),
-        )
+        return Counted(rows, Sum("listen_n"), tracks=tracks.query.sql_with_params())
     listened = window_plays(user, window).filter(rule.listen_q)
     plays = listened.filter(kind=kind)
-    return Counted(
-        plays,
-        Count("*"),
-        Sum(PLAYED_MS),
-        Count("played_at", filter=Q(ms_played=None)),
-        tracks=_play_tracks(listened, kind),
-    )
+    return Counted(plays, Count("*"), tracks=_play_tracks(listened, kind))
 
 
 def _play_tracks(plays: QuerySet[Play], kind: str) -> tuple[str, tuple[Any, ...]]:
@@ -1763,13 +1744,7 @@ def entity_stats(
         ],
         top_tracks=(
             _track_ranks(
-                Counted(
-                    plays,
-                    Count("*"),
-                    Sum(PLAYED_MS),
-                    Count("played_at", filter=Q(ms_played=None)),
-                    tracks=_play_tracks(plays, MUSIC),
-                ),
+                Counted(plays, Count("*"), tracks=_play_tracks(plays, MUSIC)),
                 row["listens"],
                 limit,
             )
