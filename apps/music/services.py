@@ -394,7 +394,7 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict
 
     from django.conf import settings
 
-    from apps.history.ingest import is_same_play, merge_into
+    from apps.history.ingest import is_same_play, merge_into, truncate_to_precision
     from apps.history.models import Play
 
     wanted = {(kind, owner, name): track_id for track_id, kind, owner, name in real_tracks}
@@ -422,18 +422,22 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict
             on_real.setdefault(play.user_id, []).append(play)
         moved: list[int] = []
         for play in Play.objects.filter(track_id=local_id).order_by("pk"):
-            match = next(
-                (
-                    real
-                    for real in on_real.get(play.user_id, [])
-                    if is_same_play(
-                        real.played_at, real.source, play.played_at, play.source, tolerance
-                    )
-                    or is_same_play(
-                        play.played_at, play.source, real.played_at, real.source, tolerance
-                    )
+            candidates = [
+                real
+                for real in on_real.get(play.user_id, [])
+                if is_same_play(real.played_at, real.source, play.played_at, play.source, tolerance)
+                or is_same_play(play.played_at, play.source, real.played_at, real.source, tolerance)
+            ]
+            # As in the insert path: the play at its own time (at its precision), else the
+            # nearest.
+            match = min(
+                candidates,
+                key=lambda real: (
+                    truncate_to_precision(real.played_at, play.source) != play.played_at,
+                    abs(real.played_at - play.played_at),
+                    real.pk,
                 ),
-                None,
+                default=None,
             )
             if match is None:
                 moved.append(play.pk)

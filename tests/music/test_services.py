@@ -158,3 +158,42 @@ def test_a_local_play_folded_into_the_real_tracks_play_follows_the_insert_paths_
         "trackdone",
         Source.EXPORT_EXTENDED,
     )
+
+
+def test_a_local_play_folds_into_the_real_play_at_its_own_time_before_a_nearby_one(
+    user, make_track, make_play
+):
+    """Of the real track's plays a local play matches, the one at its own time (at its
+    precision) takes it, as in the insert path: the Account Data play of that minute, listed
+    first, keeps its minute, and nothing collides with the play that already holds the time."""
+    from datetime import UTC, datetime
+
+    from apps.history.models import Play
+    from apps.music.models import Source
+    from apps.music.normalize import local_track_uri
+    from apps.music.services import merge_local_tracks
+
+    real = make_track("Airbag", "Radiohead", uri="spotify:track:ab")
+    local = make_track(
+        "Airbag", "Radiohead", None, uri=local_track_uri("Radiohead", "Airbag", None)
+    )
+    minute = datetime(2025, 3, 14, 10, 0, tzinfo=UTC)
+    account = make_play(user, real, minute, ms_played=30_000, source=Source.EXPORT_ACCOUNT)
+    api = make_play(
+        user, real, minute.replace(second=4, microsecond=250_000), ms_played=None, source=Source.API
+    )
+    exact = make_play(user, real, minute.replace(second=40), ms_played=20_000)
+    make_play(user, local, minute.replace(second=4), ms_played=4_000, reason_end="endplay")
+    make_play(user, local, minute.replace(second=40), ms_played=20_000)
+    merge_local_tracks([(real.pk, real.kind, real.primary_artist_id, real.name_key)])
+    plays = {
+        p.pk: (p.played_at, p.source, p.ms_played, p.reason_end)
+        for p in Play.objects.filter(user=user)
+    }
+    assert plays == {
+        account.pk: (minute, Source.EXPORT_ACCOUNT, 30_000, ""),
+        # The API play keeps its milliseconds and takes the export's details.
+        api.pk: (minute.replace(second=4, microsecond=250_000), Source.API, 4_000, "endplay"),
+        exact.pk: (minute.replace(second=40), Source.EXPORT_EXTENDED, 20_000, ""),
+    }
+    assert not Play.objects.filter(track=local).exists()
