@@ -70,7 +70,8 @@ def _make_export(path: Path, records: int, seed: int) -> None:
     )
 
 
-def _empty_database() -> None:
+def empty_database() -> None:
+    """Remove every play, total, import job and catalogue row (the benchmarks' users stay)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -171,7 +172,7 @@ def run(*, out: Any, options: dict[str, Any]) -> None:
             )
             runs = []
             for i in range(3):
-                _empty_database()
+                empty_database()
                 result = _import_in_child(export, f"bench{i}")
                 runs.append(result)
                 out.write(_line(f"run {i + 1} (empty db)", result))
@@ -181,7 +182,7 @@ def run(*, out: Any, options: dict[str, Any]) -> None:
                 f"peak RSS {statistics.median(r['peak_mb'] for r in runs):.0f} MB"
             )
             out.write(_line("re-import (all known)", _import_in_child(export, "bench2")))
-            _empty_database()
+            empty_database()
             out.write(_line("2x export (empty db)", _import_in_child(double, "bench-double")))
         finally:
             if old_name is not None:

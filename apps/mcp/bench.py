@@ -37,6 +37,7 @@ from apps.history import totals
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
 from apps.imports import services
+from apps.imports.bench import empty_database
 from apps.imports.demo import extended_record, write_export
 from apps.imports.models import ImportJob
 from apps.mcp import tools
@@ -249,10 +250,23 @@ def target(name: str, label: str) -> int:
     return TARGET_SUMMARY_ALL_MS if name == "history_taste_summary" else TARGET_ALL_MS
 
 
+def _kept(*, heavy: int, total: int) -> User | None:
+    """The heavy user of the data an earlier run kept (--keepdb), if that data is all there:
+    another benchmark run with --keepdb in between (`bench imports` empties the database) or
+    an interrupted load leaves it to be built again."""
+    user = User.objects.filter(username="bench0").first()
+    if user is None:
+        return None
+    complete = Play.objects.for_user(user).count() >= heavy * 0.99
+    if not complete or Play.objects.count() < total * 0.99:
+        return None
+    return user
+
+
 def run(*, out: Any, options: dict[str, Any]) -> None:
     quick = options.get("quick", False)
     heavy, total, users = (100_000, 300_000, 10) if quick else (1_000_000, 3_000_000, 10)
-    kept = User.objects.filter(username="bench0").first() if options.get("keepdb") else None
+    kept = _kept(heavy=heavy, total=total) if options.get("keepdb") else None
     if kept is not None:
         # --keepdb: the data an earlier run built is reused.
         user = kept
@@ -260,6 +274,9 @@ def run(*, out: Any, options: dict[str, Any]) -> None:
             f"Reusing the {Play.objects.count():,} plays kept from an earlier run (--keepdb)."
         )
     else:
+        # A database kept by another benchmark (or an interrupted run) starts empty.
+        empty_database()
+        User.objects.filter(username__startswith="bench").delete()
         out.write(f"Loading {total:,} plays for {users} users ({heavy:,} for the heavy user)…")
         started = time.perf_counter()
         user = build(heavy=heavy, total=total, users=users)
