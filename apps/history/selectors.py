@@ -546,25 +546,31 @@ class Summary(NamedTuple):
     repeated_listens: int  # listens to those tracks
 
 
-# Over t (see Counted): the sums (0), every artist's listens and minutes (1), and the albums (2)
-# and tracks (3) as good as the MAX_LIMIT-th by listens and minutes, found with a bounded sort
-# (the cut), far cheaper than ranking them all; fewer than that, all of them.
+# Over t (see Counted): the sums (0), and the artists (1), albums (2) and tracks (3) as good as
+# the MAX_LIMIT-th by listens and minutes, found with a bounded sort (the cut), far cheaper than
+# ranking them all; fewer than that, all of them. An offset past the end makes no cut: every
+# artist (see Counted.every_artist).
 _READ = (
-    ", al AS (SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
+    ", ar AS (SELECT artist_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
+    "FROM t GROUP BY artist_id), "
+    "ar_cut AS (SELECT n, ms FROM ar ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
+    "al AS (SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
     "FROM t "
     "WHERE album_id IS NOT NULL GROUP BY album_id), "
     "al_cut AS (SELECT n, ms FROM al ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
     "t_cut AS (SELECT n, ms FROM t ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s) "
     "SELECT 0, NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), COUNT(*), "
     "CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
-    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT), 0 FROM t "
-    "UNION ALL SELECT 1, artist_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), "
-    "0, 0, 0, 0, 0 FROM t GROUP BY artist_id "
+    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT), "
+    "(SELECT COUNT(artist_id) FROM ar) FROM t "
+    "UNION ALL SELECT 1, artist_id, n, ms, 0, 0, 0, 0, 0 FROM ar WHERE NOT EXISTS "
+    "(SELECT 1 FROM ar_cut) OR (n, ms) >= (SELECT n, ms FROM ar_cut) "
     "UNION ALL SELECT 2, album_id, n, ms, 0, 0, 0, 0, 0 FROM al WHERE NOT EXISTS "
     "(SELECT 1 FROM al_cut) OR (n, ms) >= (SELECT n, ms FROM al_cut) "
     "UNION ALL SELECT 3, track_id, n, ms, 0, 0, 0, 0, 0 FROM t WHERE NOT EXISTS "
     "(SELECT 1 FROM t_cut) OR (n, ms) >= (SELECT n, ms FROM t_cut)"
 )
+_NO_CUT = 2**31 - 1
 
 
 class Counted:
@@ -574,13 +580,16 @@ class Counted:
 
     `tracks` is the SQL (and its parameters) of one row per track: (track_id, artist_id,
     album_id, listens, ms, plays of unknown duration), ms including the estimated minutes of
-    plays of unknown duration. One query over it gives the sums, every artist's listens and the
-    best albums and tracks, so a few thousand rows at most reach Python."""
+    plays of unknown duration. One query over it gives the sums and the best artists, albums
+    and tracks (with `every_artist` set before it, every artist), so a few hundred rows reach
+    Python, or a few thousand."""
 
     def __init__(
         self, rows: QuerySet[Any], listens: Any, *, tracks: tuple[str, tuple[Any, ...]]
     ) -> None:
         self.rows, self.listens, self.tracks = rows, listens, tracks
+        self.every_artist = False
+        self._every_artist_read = False
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -601,18 +610,23 @@ class Counted:
         list[tuple[int, int, int, int]],
         dict[Any, tuple[int, int]],
     ]:
-        """One pass over the window: the sums, every artist's (listens, ms), and the albums and
-        tracks up to the MAX_LIMIT-th by listens and minutes (with whatever ties with it)."""
-        rows = self.per_track(_READ, MAX_LIMIT - 1, MAX_LIMIT - 1)
+        """One pass over the window: the sums, and the artists, albums and tracks up to the
+        MAX_LIMIT-th by listens and minutes (with whatever ties with it); every artist when
+        `every_artist` was set."""
+        artist_cut = _NO_CUT if self.every_artist else MAX_LIMIT - 1
+        rows = self.per_track(_READ, artist_cut, MAX_LIMIT - 1, MAX_LIMIT - 1)
+        self._every_artist_read = self.every_artist
         sums = next(row[2:] for row in rows if row[0] == 0)
-        listens, total_ms, tracks, estimated, repeated, repeated_listens, _ = (v or 0 for v in sums)
+        listens, total_ms, tracks, estimated, repeated, repeated_listens, artists_known = (
+            v or 0 for v in sums
+        )
         artists = {row[1]: (row[2], row[3]) for row in rows if row[0] == 1}
         summary = Summary(
             listens=listens,
             ms=total_ms,
             tracks=tracks,
             estimated=estimated,
-            artists=len(artists) - (None in artists),
+            artists=artists_known,
             repeated_tracks=repeated,
             repeated_listens=repeated_listens,
         )
@@ -634,9 +648,22 @@ class Counted:
         return [(track, n, ms) for position, track, n, ms in self._read[2] if position <= limit]
 
     def artist_listens(self) -> dict[Any, tuple[int, int]]:
-        """(listens, ms) of every artist (None: tracks without one). Callers must not change
-        the result."""
+        """(listens, ms) of the MAX_LIMIT best artists and whatever ties with the last of them
+        (None: tracks without one): enough for `_best` with any limit up to MAX_LIMIT. Callers
+        must not change the result."""
         return self._read[1]
+
+    def every_artist_listens(self) -> dict[Any, tuple[int, int]]:
+        """(listens, ms) of every artist: from the one read when `every_artist` was set before
+        it, else (another analysis sharing the read came first) from a read of their own."""
+        artists = self._read[1]
+        if self._every_artist_read:
+            return artists
+        rows = self.per_track(
+            "SELECT artist_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT) FROM t "
+            "GROUP BY artist_id"
+        )
+        return {artist: (n, ms) for artist, n, ms in rows}
 
     def best_albums(self) -> dict[Any, tuple[int, int]]:
         """(listens, ms) of the MAX_LIMIT best albums and whatever ties with the last of
@@ -879,11 +906,14 @@ def _hour_ms(rule: Rule) -> Any:
     return ms + F("music_ms_short") if rule.include_short else ms
 
 
-def counted(user: User, window: Window, rule: Rule, kind: str = MUSIC) -> Counted:
-    """What to count for the window under the rule, for one kind of item."""
-    return _memo(
-        ("counted", user.pk, window, rule, kind), lambda: _counted(user, window, rule, kind)
-    )
+def counted(
+    user: User, window: Window, rule: Rule, kind: str = MUSIC, *, every_artist: bool = False
+) -> Counted:
+    """What to count for the window under the rule, for one kind of item; `every_artist` for
+    callers of `Counted.every_artist_listens`."""
+    c = _memo(("counted", user.pk, window, rule, kind), lambda: _counted(user, window, rule, kind))
+    c.every_artist = c.every_artist or every_artist
+    return c
 
 
 def _counted(user: User, window: Window, rule: Rule, kind: str) -> Counted:
@@ -1461,15 +1491,15 @@ def _discovered(
     user: User, window: Window, rule: Rule, c: Counted, limit: int
 ) -> tuple[int, list[DiscoveredArtist]]:
     """Artists whose first listen ever falls inside the window, most listened first."""
-    listens = {k: v for k, v in c.artist_listens().items() if k is not None}
-    candidates = set(listens)
     start = window.start_at
     if start is None:
         # Every artist heard in a window open to the past is first heard in it: only the best
         # need their first listen.
-        best = _best(listens, limit)
+        best = _best({k: v for k, v in c.artist_listens().items() if k is not None}, limit)
         firsts = _artist_firsts(user, rule, [k for k, _, _ in best])
-        return len(candidates), _discoveries(best, firsts, limit)
+        return c.summary.artists, _discoveries(best, firsts, limit)
+    listens = {k: v for k, v in c.every_artist_listens().items() if k is not None}
+    candidates = set(listens)
     if _totals_usable():
         # The artists with a track first heard inside the window, and none heard before it:
         # one query on the first-listen indexes. Their first listen is their earliest track's.
@@ -1504,7 +1534,8 @@ def _discoveries(
 def taste_summary(*, user: User, window: Window, include_short: bool = False) -> TasteSummary:
     """Everything at a glance: totals, top 10s, repeat rate, peak time, discoveries, coverage."""
     rule = Rule.default(include_short)
-    c = counted(user, window, rule)
+    # A window with a start needs every artist's listens for its discoveries.
+    c = counted(user, window, rule, every_artist=window.start_at is not None)
     totals = _totals(c)
     peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(user, window, rule))
     count, discovered = _discovered(user, window, rule, c, 10)

@@ -156,6 +156,52 @@ def test_top_albums_tied_past_the_limit_rank_by_name(
     assert len(albums) == 50
 
 
+@pytest.mark.parametrize("days", [90, 0])
+def test_top_artists_tied_past_the_limit_rank_by_name(
+    user: Any, make_track: Any, make_play: Any, days: int
+) -> None:
+    """More artists tie with the 50th than fit: names pick the last ones in; every artist is
+    still counted in the totals."""
+    for i in range(55):
+        song = make_track(f"Song {i:02d}", f"Artist {i:02d}")
+        for minute in range(2 if i >= 52 else 1):
+            make_play(user, song, at(10, 10, minute + i // 2), ms_played=100_000)
+    result = selectors.top_artists(user=user, window=window(user, days=days), limit=50)
+    assert [(a.rank, a.name, a.listens) for a in result.artists[:4]] == [
+        (1, "Artist 52", 2),
+        (2, "Artist 53", 2),
+        (3, "Artist 54", 2),
+        (4, "Artist 00", 1),
+    ]
+    assert [(a.rank, a.name) for a in result.artists[-2:]] == [(49, "Artist 45"), (50, "Artist 46")]
+    assert (result.totals.unique_artists, result.totals.listens) == (55, 58)
+
+
+@pytest.mark.parametrize("repeat_first", [False, True])
+def test_an_artist_discovered_outside_the_top_50_is_counted(
+    user: Any, make_track: Any, make_play: Any, repeat_first: bool
+) -> None:
+    """Discoveries look at every artist of the window, not the best 50: here the one new
+    artist is the least played, found whether or not another analysis sharing the window's
+    read (the analytics page) read it first."""
+    for i in range(60):
+        song = make_track(f"Song {i:02d}", f"Artist {i:02d}")
+        make_play(user, song, at(1, 12, month=1, year=2025), ms_played=100_000)
+        for minute in range(3):
+            make_play(user, song, at(5 + i // 20, 10, (3 * i + minute) % 60), ms_played=100_000)
+    new = make_track("Fresh", "Newcomer")
+    make_play(user, new, at(12, 9), ms_played=100_000)
+    w = window(user, days=90)
+    with selectors.shared_reads():
+        if repeat_first:
+            assert selectors.repeat_rate(user=user, window=w).listens == 181
+        result = selectors.taste_summary(user=user, window=w)
+    assert (result.totals.unique_artists, result.discovered_artists_count) == (61, 1)
+    assert [(d.name, d.listens, d.first_listen) for d in result.discovered_artists] == [
+        ("Newcomer", 1, at(12, 9))
+    ]
+
+
 def test_top_albums(user: Any, data: Any) -> None:
     result = selectors.top_albums(user=user, window=window(user, days=0))
     assert [(a.name, a.artist, a.listens, a.share_pct) for a in result.albums] == [
