@@ -1802,18 +1802,17 @@ def compare_periods(
     periods = []
     for window in (a, b):
         periods.append((window, *counted(user, window, rule).artists()))
+    order_a, order_b = (order for _, _, order in periods)
     rank_a, rank_b = (
-        {k: (i, n) for i, (k, n, _) in enumerate(order, start=1)} for _, _, order in periods
+        {k: (i, n) for i, (k, n, _) in enumerate(order, start=1)} for order in (order_a, order_b)
     )
-    moved = [
-        (k, rank_a[k][0] - rank_b[k][0])
-        for k in rank_a.keys() & rank_b.keys()
-        if min(rank_a[k][0], rank_b[k][0]) <= MAX_LIMIT
-    ]
+    # Artists in both periods, ranked in the top MAX_LIMIT of one of them.
+    top = {k for order in (order_a, order_b) for k, _, _ in order[:MAX_LIMIT]}
+    moved = [(k, rank_a[k][0] - rank_b[k][0]) for k in top if k in rank_a and k in rank_b]
     risers = sorted((km for km in moved if km[1] > 0), key=lambda km: (-km[1], rank_b[km[0]]))
     fallers = sorted((km for km in moved if km[1] < 0), key=lambda km: (km[1], rank_a[km[0]]))
-    new = sorted(rank_b.keys() - rank_a.keys(), key=lambda k: rank_b[k])[:limit]
-    vanished = sorted(rank_a.keys() - rank_b.keys(), key=lambda k: rank_a[k])[:limit]
+    new = list(itertools.islice((k for k, _, _ in order_b if k not in rank_a), limit))
+    vanished = list(itertools.islice((k for k, _, _ in order_a if k not in rank_b), limit))
     risers, fallers = risers[:limit], fallers[:limit]
     shown = [k for _, _, order in periods for k, _, _ in order[:limit]]
     names = _artist_names([*shown, *(k for k, _ in risers + fallers), *new, *vanished])

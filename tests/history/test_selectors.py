@@ -550,6 +550,35 @@ def test_compare_periods_risers_fallers_and_ties_by_name(
     ]
 
 
+def test_compare_periods_moves_count_only_within_the_top_50_of_a_period(
+    user: Any, make_track: Any, make_play: Any
+) -> None:
+    """A rank change counts when the artist is in the top 50 of A or of B: 50th and 51st
+    swapping places count, 55th and 56th do not. New and vanished artists are listed too."""
+    songs = {i: make_track(f"Song {i:02d}", f"Artist {i:02d}") for i in range(1, 61)}
+    songs[0] = make_track("Gone", "Vanished")
+    songs[61] = make_track("Fresh", "Newcomer")
+    swapped = {2: 3, 3: 2, 50: 51, 51: 50, 55: 56, 56: 55}
+    for i in range(0, 61):  # A ranks artist i at i (by minutes); the vanished one last
+        make_play(user, songs[i], at(2, 8, i % 60), ms_played=300_000 - (i or 99) * 1000)
+    for i in range(1, 62):  # B: the same order with three pairs swapped; the new one last
+        rank = swapped.get(i, i)
+        make_play(user, songs[i], at(12, 8, i % 60), ms_played=300_000 - rank * 1000)
+    a = window(user, start=date(2026, 3, 1), end=date(2026, 3, 10))
+    b = window(user, start=date(2026, 3, 11), end=date(2026, 3, 20))
+    result = selectors.compare_periods(user=user, a=a, b=b)
+    assert [(m.name, m.rank_a, m.rank_b) for m in result.risers] == [
+        ("Artist 03", 3, 2),
+        ("Artist 51", 51, 50),
+    ]
+    assert [(m.name, m.rank_a, m.rank_b) for m in result.fallers] == [
+        ("Artist 02", 2, 3),
+        ("Artist 50", 50, 51),
+    ]
+    assert [n.name for n in result.new_artists] == ["Newcomer"]
+    assert [v.name for v in result.vanished_artists] == ["Vanished"]
+
+
 def test_podcast_shows_and_episodes_rank_by_minutes_then_plays(user: Any, make_play: Any) -> None:
     def episode(name: str, show: Album) -> Track:
         return Track.objects.create(
