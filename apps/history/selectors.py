@@ -550,9 +550,12 @@ class Summary(NamedTuple):
 # the MAX_LIMIT-th by listens and minutes, found with a bounded sort (the cut), far cheaper than
 # ranking them all; fewer than that, all of them. An offset past the end makes no cut: every
 # artist (see Counted.every_artist).
+_ARTISTS = (
+    "SELECT artist_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
+    "FROM t GROUP BY artist_id"
+)
 _READ = (
-    ", ar AS (SELECT artist_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
-    "FROM t GROUP BY artist_id), "
+    f", ar AS ({_ARTISTS}), "  # noqa: S608 (constants only)
     "ar_cut AS (SELECT n, ms FROM ar ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
     "al AS (SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
     "FROM t "
@@ -589,7 +592,6 @@ class Counted:
     ) -> None:
         self.rows, self.listens, self.tracks = rows, listens, tracks
         self.every_artist = False
-        self._every_artist_read = False
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -615,7 +617,6 @@ class Counted:
         `every_artist` was set."""
         artist_cut = _NO_CUT if self.every_artist else MAX_LIMIT - 1
         rows = self.per_track(_READ, artist_cut, MAX_LIMIT - 1, MAX_LIMIT - 1)
-        self._every_artist_read = self.every_artist
         sums = next(row[2:] for row in rows if row[0] == 0)
         listens, total_ms, tracks, estimated, repeated, repeated_listens, artists_known = (
             v or 0 for v in sums
@@ -654,16 +655,13 @@ class Counted:
         return self._read[1]
 
     def every_artist_listens(self) -> dict[Any, tuple[int, int]]:
-        """(listens, ms) of every artist: from the one read when `every_artist` was set before
-        it, else (another analysis sharing the read came first) from a read of their own."""
-        artists = self._read[1]
-        if self._every_artist_read:
+        """(listens, ms) of every artist: from the one read when it brought them all
+        (`every_artist` was set before it, or there are no more than the cut keeps), else
+        (another analysis sharing the read came first) from a read of their own."""
+        summary, artists = self._read[:2]
+        if len(artists) - (None in artists) == summary.artists:
             return artists
-        rows = self.per_track(
-            "SELECT artist_id, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT) FROM t "
-            "GROUP BY artist_id"
-        )
-        return {artist: (n, ms) for artist, n, ms in rows}
+        return {artist: (n, ms) for artist, n, ms in self.per_track(_ARTISTS)}
 
     def best_albums(self) -> dict[Any, tuple[int, int]]:
         """(listens, ms) of the MAX_LIMIT best albums and whatever ties with the last of
