@@ -43,7 +43,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{name}: no benchmark yet ({BENCHMARKS[name]} is missing)")
         self.stdout.write(f"Database: {connection.vendor}")
         old_name = connection.creation.create_test_db(
-            verbosity=0, autoclobber=True, keepdb=options["keepdb"]
+            verbosity=0, autoclobber=True, keepdb=options["keepdb"], serialize=False
         )
         try:
             for name, module in available.items():
