@@ -1496,13 +1496,12 @@ def _discovered(
         best = _best({k: v for k, v in c.artist_listens().items() if k is not None}, limit)
         firsts = _artist_firsts(user, rule, [k for k, _, _ in best])
         return c.summary.artists, _discoveries(best, firsts, limit)
-    listens = {k: v for k, v in c.every_artist_listens().items() if k is not None}
-    candidates = set(listens)
     if _totals_usable():
         # The artists with a track first heard inside the window, and none heard before it:
-        # one query on the first-listen indexes. Their first listen is their earliest track's.
+        # one query on the first-listen indexes. Their first listen is their earliest track's,
+        # a listen of the window, so each has listens in it.
         first = "first_play_at" if rule.include_short else "first_listen_at"
-        tracks = TrackTotal.objects.filter(user=user, kind=MUSIC)
+        tracks = TrackTotal.objects.filter(user=user, kind=MUSIC).exclude(artist__isnull=True)
         fresh = tracks.filter(**{f"{first}__gte": start})
         if window.end_at is not None:
             fresh = fresh.filter(**{f"{first}__lt": window.end_at})
@@ -1513,10 +1512,38 @@ def _discovered(
             .annotate(first=Min(first))
             .order_by()
         )
+        listens = _listens_of(user, window, rule, c, list(firsts))
     else:
-        firsts = _artist_firsts(user, rule, candidates) if candidates else {}
-    found = [k for k in candidates if k in firsts and firsts[k] >= start]
+        listens = {k: v for k, v in c.every_artist_listens().items() if k is not None}
+        firsts = _artist_firsts(user, rule, list(listens)) if listens else {}
+    found = [k for k in listens if k in firsts and firsts[k] >= start]
     return len(found), _discoveries(_best({k: listens[k] for k in found}, limit), firsts, limit)
+
+
+# Past this many artists missing from the window's best, all of them are read instead.
+_FEW_ARTISTS = 1000
+
+
+def _listens_of(
+    user: User, window: Window, rule: Rule, c: Counted, ids: list[int]
+) -> dict[Any, tuple[int, int]]:
+    """(listens, ms) in the window of the artists `ids`, all heard in it: from the window's
+    read for those among its best, else from their own plays (usually a few, so the read need
+    not bring every artist)."""
+    best = c.artist_listens()
+    missing = [k for k in ids if k not in best]
+    if not missing:
+        return best
+    if len(missing) > _FEW_ARTISTS:
+        return c.every_artist_listens()
+    rows = (
+        music_listens(user, window, rule)
+        .filter(artist_id__in=missing)
+        .values_list("artist_id")
+        .annotate(n=Count("*"), ms=Sum(PLAYED_MS))
+        .order_by()
+    )
+    return {**best, **{k: (n, ms) for k, n, ms in rows}}
 
 
 def _discoveries(
@@ -1532,8 +1559,11 @@ def _discoveries(
 def taste_summary(*, user: User, window: Window, include_short: bool = False) -> TasteSummary:
     """Everything at a glance: totals, top 10s, repeat rate, peak time, discoveries, coverage."""
     rule = Rule.default(include_short)
-    # A window with a start needs every artist's listens for its discoveries.
-    c = counted(user, window, rule, every_artist=window.start_at is not None)
+    # Without the totals, a window with a start needs every artist's listens for its
+    # discoveries.
+    c = counted(
+        user, window, rule, every_artist=window.start_at is not None and not _totals_usable()
+    )
     totals = _totals(c)
     peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(user, window, rule))
     count, discovered = _discovered(user, window, rule, c, 10)

@@ -202,6 +202,36 @@ def test_an_artist_discovered_outside_the_top_50_is_counted(
     ]
 
 
+@pytest.mark.parametrize("few", [1000, 0])
+def test_artists_discovered_outside_the_top_50_rank_by_listens_then_minutes(
+    user: Any, make_track: Any, make_play: Any, monkeypatch: Any, few: int
+) -> None:
+    """Discoveries outside the best 50 are counted from their own plays (past `_FEW_ARTISTS`
+    of them, from every artist's), estimated minutes included, and rank as the best do."""
+    monkeypatch.setattr(selectors, "_FEW_ARTISTS", few)
+    for i in range(60):
+        song = make_track(f"Song {i:02d}", f"Artist {i:02d}")
+        make_play(user, song, at(1, 12, month=1, year=2025), ms_played=100_000)
+        for minute in range(3):
+            make_play(user, song, at(5 + i // 20, 10, (3 * i + minute) % 60), ms_played=100_000)
+    late = make_track("Late", "Latecomer", duration_ms=250_000)
+    make_play(user, late, at(13, 9), ms_played=None, source=Source.API)  # 250 000 ms, estimated
+    make_play(user, make_track("Fresh", "Newcomer"), at(12, 9), ms_played=200_000)
+    make_play(user, make_track("Hello", "Aardvark"), at(14, 9), ms_played=200_000)
+    make_play(user, make_track("Brief", "Passer-by"), at(12, 10), ms_played=10_000)  # short
+    w = window(user, days=90)
+    result = selectors.taste_summary(user=user, window=w)
+    assert result.discovered_artists_count == 3
+    assert [(d.name, d.listens, d.first_listen) for d in result.discovered_artists] == [
+        ("Latecomer", 1, at(13, 9)),
+        ("Aardvark", 1, at(14, 9)),
+        ("Newcomer", 1, at(12, 9)),
+    ]
+    every = selectors.taste_summary(user=user, window=w, include_short=True)
+    assert every.discovered_artists_count == 4
+    assert [d.name for d in every.discovered_artists][-1] == "Passer-by"
+
+
 def test_top_albums(user: Any, data: Any) -> None:
     result = selectors.top_albums(user=user, window=window(user, days=0))
     assert [(a.name, a.artist, a.listens, a.share_pct) for a in result.albums] == [
