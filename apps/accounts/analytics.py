@@ -152,6 +152,8 @@ def granularity_for(window: Window, first_play: date | None) -> selectors.Granul
 
 def report(*, user: User, window: Window) -> Report:
     with selectors.shared_reads():  # one read of the per-track sums and days for every chart
+        # Every part of the window's read the charts show, named before the first of them reads.
+        selectors.counted(user, window, selectors.Rule.default(), parts=selectors.PARTS)
         summary = selectors.taste_summary(user=user, window=window)
         heatmap = selectors.listening_heatmap(user=user, window=window)
         albums = selectors.top_albums(user=user, window=window, limit=TOP_LIMIT)

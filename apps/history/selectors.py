@@ -546,34 +546,61 @@ class Summary(NamedTuple):
     repeated_listens: int  # listens to those tracks
 
 
-# Over t (see Counted): the sums (0), and the artists (1), albums (2) and tracks (3) as good as
-# the MAX_LIMIT-th by listens and minutes, found with a bounded sort (the cut), far cheaper than
-# ranking them all; fewer than that, all of them. An offset past the end makes no cut: every
-# artist (see Counted.every_artist).
+# The parts of a window's read besides its sums (see Counted): the best artists, albums and
+# tracks. Each costs a grouping or a sort of every track, so a read brings only those its
+# callers named.
+ARTISTS, ALBUMS, TRACKS = "artists", "albums", "tracks"
+PARTS = (ARTISTS, ALBUMS, TRACKS)
 _ARTISTS = (
     "SELECT artist_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
     "FROM t GROUP BY artist_id"
 )
-_READ = (
-    f", ar AS ({_ARTISTS}), "  # noqa: S608 (constants only)
-    "ar_cut AS (SELECT n, ms FROM ar ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
-    "al AS (SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
-    "FROM t "
-    "WHERE album_id IS NOT NULL GROUP BY album_id), "
-    "al_cut AS (SELECT n, ms FROM al ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s), "
-    "t_cut AS (SELECT n, ms FROM t ORDER BY n DESC, ms DESC LIMIT 1 OFFSET %s) "
-    "SELECT 0, NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), COUNT(*), "
-    "CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
-    "CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT), "
-    "(SELECT COUNT(artist_id) FROM ar) FROM t "
-    "UNION ALL SELECT 1, artist_id, n, ms, 0, 0, 0, 0, 0 FROM ar WHERE NOT EXISTS "
-    "(SELECT 1 FROM ar_cut) OR (n, ms) >= (SELECT n, ms FROM ar_cut) "
-    "UNION ALL SELECT 2, album_id, n, ms, 0, 0, 0, 0, 0 FROM al WHERE NOT EXISTS "
-    "(SELECT 1 FROM al_cut) OR (n, ms) >= (SELECT n, ms FROM al_cut) "
-    "UNION ALL SELECT 3, track_id, n, ms, 0, 0, 0, 0, 0 FROM t WHERE NOT EXISTS "
-    "(SELECT 1 FROM t_cut) OR (n, ms) >= (SELECT n, ms FROM t_cut)"
-)
 _NO_CUT = 2**31 - 1
+# Each part's grouping over t: (its name, its SQL, or None for t itself, its key, its tag).
+_GROUPS = {
+    ARTISTS: ("ar", _ARTISTS, "artist_id", 1),
+    ALBUMS: (
+        "al",
+        "SELECT album_id, CAST(SUM(n) AS BIGINT) AS n, CAST(SUM(ms) AS BIGINT) AS ms "
+        "FROM t WHERE album_id IS NOT NULL GROUP BY album_id",
+        "album_id",
+        2,
+    ),
+    TRACKS: ("t", None, "track_id", 3),
+}
+
+
+def _read_sql(parts: frozenset[str], *, every_artist: bool) -> str:
+    """Over t: the sums (tagged 0), and of each part, the artists (1), albums (2) or tracks (3)
+    as good as the MAX_LIMIT-th by listens and minutes, found with a bounded sort (the cut),
+    far cheaper than ranking them all; fewer than that, all of them. `every_artist` makes no
+    cut of the artists (an offset past the end). Built from constants and integers only."""
+    ctes, arms = [], []
+    for part in PARTS:
+        if part not in parts:
+            continue
+        name, select, key, tag = _GROUPS[part]
+        offset = _NO_CUT if part == ARTISTS and every_artist else MAX_LIMIT - 1
+        if select:
+            ctes.append(f"{name} AS ({select})")
+        ctes.append(
+            f"{name}_cut AS (SELECT n, ms FROM {name} ORDER BY n DESC, ms DESC "  # noqa: S608 (constants)
+            f"LIMIT 1 OFFSET {offset})"
+        )
+        arms.append(
+            f"SELECT {tag}, {key}, n, ms, 0, 0, 0, 0, 0 FROM {name} WHERE NOT EXISTS "  # noqa: S608 (constants)
+            f"(SELECT 1 FROM {name}_cut) OR (n, ms) >= (SELECT n, ms FROM {name}_cut)"
+        )
+    # Known artists: counted off their grouping when it is read anyway.
+    artists = (
+        "(SELECT COUNT(artist_id) FROM ar)" if ARTISTS in parts else "COUNT(DISTINCT artist_id)"
+    )
+    sums = (
+        "SELECT 0, NULL, CAST(SUM(n) AS BIGINT), CAST(SUM(ms) AS BIGINT), COUNT(*), "  # noqa: S608 (constants)
+        "CAST(SUM(unknown) AS BIGINT), SUM(CASE WHEN n > 1 THEN 1 ELSE 0 END), "
+        f"CAST(SUM(CASE WHEN n > 1 THEN n ELSE 0 END) AS BIGINT), {artists} FROM t"
+    )
+    return "".join(f", {cte}" for cte in ctes) + " " + " UNION ALL ".join([sums, *arms])
 
 
 class Counted:
@@ -583,15 +610,18 @@ class Counted:
 
     `tracks` is the SQL (and its parameters) of one row per track: (track_id, artist_id,
     album_id, listens, ms, plays of unknown duration), ms including the estimated minutes of
-    plays of unknown duration. One query over it gives the sums and the best artists, albums
-    and tracks (with `every_artist` set before it, every artist), so a few hundred rows reach
-    Python, or a few thousand."""
+    plays of unknown duration. One query over it gives the sums and the `parts` named before it
+    (with `every_artist` set, every artist), so a few hundred rows reach Python, or a few
+    thousand; a part named only later is read on its own."""
 
     def __init__(
         self, rows: QuerySet[Any], listens: Any, *, tracks: tuple[str, tuple[Any, ...]]
     ) -> None:
         self.rows, self.listens, self.tracks = rows, listens, tracks
+        self.parts: set[str] = set()
         self.every_artist = False
+        self._summary: Summary | None = None
+        self._read_parts: dict[str, Any] = {}
 
     def per_track(self, select: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run `select` over t(track_id, artist_id, album_id, n, ms, unknown)."""
@@ -603,26 +633,16 @@ class Counted:
             )
             return cursor.fetchall()
 
-    @functools.cached_property
-    def _read(
-        self,
-    ) -> tuple[
-        Summary,
-        dict[Any, tuple[int, int]],
-        list[tuple[int, int, int, int]],
-        dict[Any, tuple[int, int]],
-    ]:
-        """One pass over the window: the sums, and the artists, albums and tracks up to the
-        MAX_LIMIT-th by listens and minutes (with whatever ties with it); every artist when
-        `every_artist` was set."""
-        artist_cut = _NO_CUT if self.every_artist else MAX_LIMIT - 1
-        rows = self.per_track(_READ, artist_cut, MAX_LIMIT - 1, MAX_LIMIT - 1)
+    def _read(self, *more: str) -> None:
+        """One pass over the window: the sums, and the parts named (`parts`, `more`) and not
+        read yet."""
+        parts = frozenset({*self.parts, *more} - self._read_parts.keys())
+        rows = self.per_track(_read_sql(parts, every_artist=self.every_artist))
         sums = next(row[2:] for row in rows if row[0] == 0)
         listens, total_ms, tracks, estimated, repeated, repeated_listens, artists_known = (
             v or 0 for v in sums
         )
-        artists = {row[1]: (row[2], row[3]) for row in rows if row[0] == 1}
-        summary = Summary(
+        self._summary = Summary(
             listens=listens,
             ms=total_ms,
             tracks=tracks,
@@ -631,42 +651,55 @@ class Counted:
             repeated_tracks=repeated,
             repeated_listens=repeated_listens,
         )
-        albums = {row[1]: (row[2], row[3]) for row in rows if row[0] == 2}
-        best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == 3)
-        ranked: list[tuple[int, int, int, int]] = []
-        for i, (n, ms, track) in enumerate(best):
-            tied = i > 0 and best[i - 1][:2] == (n, ms)
-            ranked.append((ranked[-1][0] if tied else i + 1, track, -n, -ms))
-        return summary, artists, ranked, albums
+        for part, tag in ((ARTISTS, 1), (ALBUMS, 2)):
+            if part in parts:
+                self._read_parts[part] = {row[1]: (row[2], row[3]) for row in rows if row[0] == tag}
+        if TRACKS in parts:
+            best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == 3)
+            ranked: list[tuple[int, int, int, int]] = []
+            for i, (n, ms, track) in enumerate(best):
+                tied = i > 0 and best[i - 1][:2] == (n, ms)
+                ranked.append((ranked[-1][0] if tied else i + 1, track, -n, -ms))
+            self._read_parts[TRACKS] = ranked
+
+    def _part(self, part: str) -> Any:
+        if part not in self._read_parts:
+            self._read(part)
+        return self._read_parts[part]
 
     @property
     def summary(self) -> Summary:
-        return self._read[0]
+        if self._summary is None:
+            self._read()
+        assert self._summary is not None
+        return self._summary
 
     def best_tracks(self, limit: int) -> list[tuple[int, int, int]]:
         """(track_id, listens, ms) of the `limit` best tracks by listens and minutes, and of
         those tying with the last of them (limit <= MAX_LIMIT)."""
-        return [(track, n, ms) for position, track, n, ms in self._read[2] if position <= limit]
+        return [
+            (track, n, ms) for position, track, n, ms in self._part(TRACKS) if position <= limit
+        ]
 
     def artist_listens(self) -> dict[Any, tuple[int, int]]:
         """(listens, ms) of the MAX_LIMIT best artists and whatever ties with the last of them
         (None: tracks without one): enough for `_best` with any limit up to MAX_LIMIT. Callers
         must not change the result."""
-        return self._read[1]
+        return cast(dict[Any, tuple[int, int]], self._part(ARTISTS))
 
     def every_artist_listens(self) -> dict[Any, tuple[int, int]]:
-        """(listens, ms) of every artist: from the one read when it brought them all
-        (`every_artist` was set before it, or there are no more than the cut keeps), else
+        """(listens, ms) of every artist: from the read of the artists when it brought them
+        all (`every_artist` was set before it, or there are no more than the cut keeps), else
         (another analysis sharing the read came first) from a read of their own."""
-        summary, artists = self._read[:2]
-        if len(artists) - (None in artists) == summary.artists:
+        artists = self.artist_listens()
+        if len(artists) - (None in artists) == self.summary.artists:
             return artists
         return {artist: (n, ms) for artist, n, ms in self.per_track(_ARTISTS)}
 
     def best_albums(self) -> dict[Any, tuple[int, int]]:
         """(listens, ms) of the MAX_LIMIT best albums and whatever ties with the last of
         them: enough for `_best` with any limit up to MAX_LIMIT."""
-        return self._read[3]
+        return cast(dict[Any, tuple[int, int]], self._part(ALBUMS))
 
     def artists(self) -> tuple[Totals, list[tuple[Any, int, int]]]:
         """The totals, and every artist as (artist_id, listens, ms) in rank order (listens,
@@ -905,11 +938,19 @@ def _hour_ms(rule: Rule) -> Any:
 
 
 def counted(
-    user: User, window: Window, rule: Rule, kind: str = MUSIC, *, every_artist: bool = False
+    user: User,
+    window: Window,
+    rule: Rule,
+    kind: str = MUSIC,
+    *,
+    parts: Iterable[str] = (),
+    every_artist: bool = False,
 ) -> Counted:
-    """What to count for the window under the rule, for one kind of item; `every_artist` for
-    callers of `Counted.every_artist_listens`."""
+    """What to count for the window under the rule, for one kind of item. `parts` are what the
+    caller reads besides the sums (of PARTS), so that one read brings them together;
+    `every_artist` is for callers of `Counted.every_artist_listens`."""
     c = _memo(("counted", user.pk, window, rule, kind), lambda: _counted(user, window, rule, kind))
+    c.parts.update(parts)
     c.every_artist = c.every_artist or every_artist
     return c
 
@@ -1205,7 +1246,7 @@ def top_artists(
 ) -> TopArtists:
     """Artists ranked by listens (ties: minutes, then name), with minutes and share."""
     rule = Rule.default(include_short)
-    c = counted(user, window, rule)
+    c = counted(user, window, rule, parts=[ARTISTS])
     totals = _totals(c)
     return TopArtists(
         **_envelope(user, window, rule),
@@ -1219,7 +1260,7 @@ def top_tracks(
 ) -> TopTracks:
     """Tracks ranked by listens (ties: minutes, then name), with minutes and share."""
     rule = Rule.default(include_short)
-    c = counted(user, window, rule)
+    c = counted(user, window, rule, parts=[TRACKS])
     totals = _totals(c)
     return TopTracks(
         **_envelope(user, window, rule),
@@ -1233,7 +1274,7 @@ def top_albums(
 ) -> TopAlbums:
     """Albums (by normalised name and album artist) ranked by listens, with minutes and share."""
     rule = Rule.default(include_short)
-    c = counted(user, window, rule)
+    c = counted(user, window, rule, parts=[ALBUMS])
     totals = _totals(c)
     groups = c.best_albums()
     limit = _limit(limit)
@@ -1317,7 +1358,7 @@ def repeat_rate(
     """How much the user replays: listens per unique track, the most replayed tracks and the
     biggest single-day repeat of one track."""
     rule = Rule.default(include_short)
-    c = counted(user, window, rule)
+    c = counted(user, window, rule, parts=[TRACKS])
     total, unique = c.summary.listens, c.summary.tracks
     return RepeatRate(
         **_envelope(user, window, rule),
@@ -1562,7 +1603,11 @@ def taste_summary(*, user: User, window: Window, include_short: bool = False) ->
     # Without the totals, a window with a start needs every artist's listens for its
     # discoveries.
     c = counted(
-        user, window, rule, every_artist=window.start_at is not None and not _totals_usable()
+        user,
+        window,
+        rule,
+        parts=[ARTISTS, TRACKS],
+        every_artist=window.start_at is not None and not _totals_usable(),
     )
     totals = _totals(c)
     peak_day, peak_hour, _, _ = _peaks(_heatmap_matrix(user, window, rule))

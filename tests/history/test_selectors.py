@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.history import selectors
 from apps.history.models import Play
@@ -230,6 +232,27 @@ def test_artists_discovered_outside_the_top_50_rank_by_listens_then_minutes(
     every = selectors.taste_summary(user=user, window=w, include_short=True)
     assert every.discovered_artists_count == 4
     assert [d.name for d in every.discovered_artists][-1] == "Passer-by"
+
+
+def test_a_lone_analysis_reads_only_its_rankings_and_one_named_late_is_read_alone(
+    user: Any, data: Any
+) -> None:
+    """The window's read brings only the rankings its callers named; when analyses share it,
+    a ranking named after it is read on its own, with the same numbers as a read of its own."""
+    w = window(user, days=90)
+    with selectors.shared_reads(), CaptureQueriesContext(connection) as queries:
+        tracks = selectors.top_tracks(user=user, window=w)
+        albums = selectors.top_albums(user=user, window=w)
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH t(")]
+    assert len(reads) == 2
+    assert ", al AS (" not in reads[0] and ", ar AS (" not in reads[0]
+    assert ", al AS (" in reads[1] and ", ar AS (" not in reads[1]
+    assert [(a.name, a.listens) for a in albums.albums] == [("Album A", 4), ("Album B", 3)]
+    alone = selectors.top_albums(user=user, window=w)
+    assert (alone.albums, alone.totals) == (albums.albums, albums.totals)
+    # The artists counted without their grouping, as with it.
+    assert tracks.totals == selectors.top_artists(user=user, window=w).totals
+    assert (tracks.totals.listens, tracks.totals.unique_artists) == (7, 2)
 
 
 def test_top_albums(user: Any, data: Any) -> None:
