@@ -290,14 +290,20 @@ class HourTotal(models.Model):
 
 class DayTotal(models.Model):
     """One user's plays on one day of their own time zone, kept exact like TrackTotal (and
-    counted again when the zone changes): the days with data of windows in the user's zone."""
+    counted again when the zone changes): the days with data, and the timeline, of windows in
+    the user's zone. The music sums are HourTotal's."""
 
     # No index of its own: the unique (user, day) index serves lookups by user.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     day = models.DateField()
     min_ms = models.PositiveIntegerField()
     plays = models.PositiveIntegerField(default=0)  # every kind and length
+    music_plays = models.PositiveIntegerField(default=0)
     music_short = models.PositiveIntegerField(default=0)
+    music_unknown_ms = models.PositiveIntegerField(default=0)
+    music_ms_long = models.BigIntegerField(default=0)
+    music_ms_short = models.BigIntegerField(default=0)
+    music_ms_estimated = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

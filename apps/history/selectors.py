@@ -1052,13 +1052,22 @@ def _days(user: User, window: Window) -> dict[date, int]:
     return _memo(("_days", user.pk, window), lambda: _read_days(user, window))
 
 
+def _day_totals(user: User, window: Window) -> QuerySet[DayTotal] | None:
+    """The user's per-day totals inside the window, when they answer for its zone (PostgreSQL
+    with current totals, and the user's own zone); otherwise None."""
+    if not play_totals.days_counted_in(user.pk, str(window.tz.key)):
+        return None
+    days = DayTotal.objects.filter(user=user)
+    if window.start_date is not None:
+        days = days.filter(day__gte=window.start_date)
+    if window.end_date is not None:
+        days = days.filter(day__lte=window.end_date)
+    return days
+
+
 def _read_days(user: User, window: Window) -> dict[date, int]:
-    if play_totals.days_counted_in(user.pk, str(window.tz.key)):
-        days = DayTotal.objects.filter(user=user)
-        if window.start_date is not None:
-            days = days.filter(day__gte=window.start_date)
-        if window.end_date is not None:
-            days = days.filter(day__lte=window.end_date)
+    days = _day_totals(user, window)
+    if days is not None:
         return dict(days.values_list("day", "music_short"))
     hours = _hours(user, window)
     if hours is not None:
@@ -1982,24 +1991,26 @@ def timeline(
     if granularity not in ("day", "week", "month"):
         raise QueryError("granularity must be day, week or month.")
     rule = Rule.default(include_short)
-    hours = _hours(user, window)
     per_day: list[tuple[date, int, int | None, int]]
     days = None
-    if hours is not None:
-        rows = list(
-            hours.annotate(day_number=_local_number(window, DAY_SECONDS, "hour"))
-            .values_list("day_number")
-            .annotate(
-                n=Sum(_hour_listens(rule)),
-                ms=Sum(_hour_ms(rule)),
-                estimated=Sum("music_unknown_ms"),
-                short=Sum("music_short"),
-            )
-            .order_by("day_number")
-        )
-        per_day = [(_local_date(day), n, ms, estimated) for day, n, ms, estimated, _ in rows]
-        # Hour rows exist only with plays, so these are also the envelope's days with data.
-        days = {_local_date(day): short for day, *_, short in rows}
+    # The days' totals, else the hours' summed per local day (same music columns).
+    by_day: QuerySet[Any] | None = _day_totals(user, window)
+    if by_day is not None:
+        by_day = by_day.values_list("day")
+    elif (hours := _hours(user, window)) is not None:
+        by_day = hours.annotate(day=_local_number(window, DAY_SECONDS, "hour")).values_list("day")
+    if by_day is not None:
+        sums = by_day.annotate(
+            n=Sum(_hour_listens(rule)),
+            ms=Sum(_hour_ms(rule)),
+            estimated=Sum("music_unknown_ms"),
+            short=Sum("music_short"),
+        ).order_by("day")
+        # A date from the days' totals, a day number from the hours'.
+        rows = [(d if isinstance(d, date) else _local_date(d), *rest) for d, *rest in sums]
+        per_day = [(day, n, ms, estimated) for day, n, ms, estimated, _ in rows]
+        # Such rows exist only with plays, so these are also the envelope's days with data.
+        days = {day: short for day, *_, short in rows}
     else:
         per_day = [
             (_local_date(day), n, ms, estimated)

@@ -25,7 +25,16 @@ from apps.history import copies
 TRACK_TABLE = "history_tracktotal"
 HOUR_TABLE = "history_hourtotal"
 DAY_TABLE = "history_daytotal"
-DAY_COLUMNS = ("plays", "music_short")
+# The sums of music plays both HourTotal and DayTotal keep (see _music_sums).
+MUSIC_COLUMNS = (
+    "music_plays",
+    "music_short",
+    "music_unknown_ms",
+    "music_ms_long",
+    "music_ms_short",
+    "music_ms_estimated",
+)
+DAY_COLUMNS = ("plays", *MUSIC_COLUMNS)
 TRACK_COLUMNS = ("plays", "short_plays", "unknown_ms_plays", "ms_long", "ms_short")
 # Earliest play and earliest listen of a track, for "discovered in this window".
 FIRSTS = ("first_play_at", "first_listen_at")
@@ -41,12 +50,7 @@ HOUR_COLUMNS = (
     "api_plays",
     "extended_plays",
     "account_plays",
-    "music_plays",
-    "music_short",
-    "music_unknown_ms",
-    "music_ms_long",
-    "music_ms_short",
-    "music_ms_estimated",
+    *MUSIC_COLUMNS,
 )
 
 
@@ -70,16 +74,10 @@ def _track_select(rows: str, min_ms: int, sign: int) -> str:
             GROUP BY r.user_id, r.track_id"""
 
 
-def _hour_select(rows: str, min_ms: int, sign: int) -> str:
-    """Per (user, UTC hour) sums of a set of play rows, times sign."""
+def _music_sums(min_ms: int, sign: int) -> str:
+    """The MUSIC_COLUMNS sums of a group of play rows r, times sign."""
     music = "r.kind = 'music'"
     return f"""
-        SELECT r.user_id, date_trunc('hour', r.played_at, 'UTC'), {min_ms},
-            {sign} * count(*),
-            {sign} * count(*) FILTER (WHERE r.kind <> 'music'),
-            {sign} * count(*) FILTER (WHERE r.source = 'api'),
-            {sign} * count(*) FILTER (WHERE r.source = 'export_extended'),
-            {sign} * count(*) FILTER (WHERE r.source = 'export_account'),
             {sign} * count(*) FILTER (WHERE {music}),
             {sign} * count(*) FILTER (WHERE {music} AND r.ms_played < {min_ms}),
             {sign} * count(*) FILTER (WHERE {music} AND r.ms_played IS NULL),
@@ -88,7 +86,18 @@ def _hour_select(rows: str, min_ms: int, sign: int) -> str:
             {sign} * coalesce(sum(r.ms_played)
                 FILTER (WHERE {music} AND r.ms_played < {min_ms}), 0),
             {sign} * coalesce(sum(coalesce(r.duration_ms, 0))
-                FILTER (WHERE {music} AND r.ms_played IS NULL), 0)
+                FILTER (WHERE {music} AND r.ms_played IS NULL), 0)"""
+
+
+def _hour_select(rows: str, min_ms: int, sign: int) -> str:
+    """Per (user, UTC hour) sums of a set of play rows, times sign."""
+    return f"""
+        SELECT r.user_id, date_trunc('hour', r.played_at, 'UTC'), {min_ms},
+            {sign} * count(*),
+            {sign} * count(*) FILTER (WHERE r.kind <> 'music'),
+            {sign} * count(*) FILTER (WHERE r.source = 'api'),
+            {sign} * count(*) FILTER (WHERE r.source = 'export_extended'),
+            {sign} * count(*) FILTER (WHERE r.source = 'export_account'),{_music_sums(min_ms, sign)}
         FROM {rows} r
         GROUP BY r.user_id, date_trunc('hour', r.played_at, 'UTC')"""
 
@@ -112,8 +121,7 @@ def _day_select(rows: str, min_ms: int, sign: int) -> str:
     """Per (user, day of the user's zone) sums of a set of play rows, times sign."""
     return f"""
         SELECT r.user_id, {_local_day("r.played_at")}, {min_ms},
-            {sign} * count(*),
-            {sign} * count(*) FILTER (WHERE r.kind = 'music' AND r.ms_played < {min_ms})
+            {sign} * count(*),{_music_sums(min_ms, sign)}
         FROM {rows} r JOIN {_zones(rows)} z ON z.user_id = r.user_id
         GROUP BY 1, 2"""
 

@@ -443,6 +443,10 @@ def test_timeline_includes_empty_periods(user: Any, data: Any) -> None:
         (17, 1),
     ]
     assert days.minutes_estimated is True
+    # The API play's minutes are its track's length; the short play counts when asked.
+    assert [(p.listens, p.minutes) for p in days.periods[1:4]] == [(2, 6.7), (1, 3.3), (0, 0.0)]
+    every = selectors.timeline(user=user, window=w, granularity="day", include_short=True)
+    assert [(p.listens, p.minutes) for p in every.periods[1:4]] == [(2, 6.7), (1, 3.3), (1, 0.2)]
     weeks = selectors.timeline(user=user, window=w, granularity="week")
     assert [(p.start, p.listens) for p in weeks.periods] == [
         (date(2026, 3, 9), 4),

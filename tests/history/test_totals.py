@@ -145,21 +145,44 @@ def actual_best_days() -> set[tuple[Any, ...]]:
 
 
 def expected_days() -> set[tuple[Any, ...]]:
-    """Per user and day of the user's zone, counted in Python: plays, and short music plays."""
+    """Per user and day of the user's zone, counted in Python: plays, and of music plays: all,
+    short, of unknown length, ms of long and of short ones, and the lengths standing in for
+    the unknown."""
     zones = {u.pk: zoneinfo.ZoneInfo(u.timezone) for u in User.objects.all()}
-    plays: Counter[tuple[int, date]] = Counter()
-    short: Counter[tuple[int, date]] = Counter()
-    for user_id, kind, at, ms in Play.objects.values_list(
-        "user_id", "track__kind", "played_at", "ms_played"
+    sums: dict[tuple[int, date], list[int]] = {}
+    for user_id, kind, at, ms, length in Play.objects.values_list(
+        "user_id", "track__kind", "played_at", "ms_played", "track__duration_ms"
     ):
-        key = (user_id, at.astimezone(zones[user_id]).date())
-        plays[key] += 1
-        short[key] += kind == "music" and ms is not None and ms < MIN
-    return {(*key, n, short[key]) for key, n in plays.items()}
+        day = sums.setdefault((user_id, at.astimezone(zones[user_id]).date()), [0] * 7)
+        day[0] += 1
+        if kind != "music":
+            continue
+        day[1] += 1
+        if ms is None:
+            day[3] += 1
+            day[6] += length or 0
+        elif ms < MIN:
+            day[2] += 1
+            day[5] += ms
+        else:
+            day[4] += ms
+    return {(*key, *day) for key, day in sums.items()}
 
 
 def actual_days() -> set[tuple[Any, ...]]:
-    return set(DayTotal.objects.values_list("user_id", "day", "plays", "music_short"))
+    return set(
+        DayTotal.objects.values_list(
+            "user_id",
+            "day",
+            "plays",
+            "music_plays",
+            "music_short",
+            "music_unknown_ms",
+            "music_ms_long",
+            "music_ms_short",
+            "music_ms_estimated",
+        )
+    )
 
 
 def assert_exact() -> None:

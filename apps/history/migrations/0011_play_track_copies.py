@@ -19,8 +19,6 @@ def forward(apps, schema_editor):
     from apps.history import copies, totals
 
     postgresql = schema_editor.connection.vendor == "postgresql"
-    # The threshold the totals triggers count with, when installed (None: a new database).
-    threshold = totals.threshold()
     if postgresql:
         # The totals triggers would count every play out and in again as its copies are
         # filled: drop them meanwhile. The totals themselves do not change.
@@ -32,13 +30,8 @@ def forward(apps, schema_editor):
     if postgresql:
         schema_editor.execute("DROP INDEX IF EXISTS play_user_time_cover")
         schema_editor.execute(COVER)
-        with schema_editor.connection.cursor() as cursor:
-            if threshold is None:
-                totals.install(cursor)  # and count what there is
-            else:
-                # The same triggers, now reading the plays' copies.
-                for statement in totals.install_sql(threshold):
-                    cursor.execute(statement)
+        # Migration 0013 installs the totals triggers again, now reading the plays' copies, and
+        # recounts: it runs the current code of apps.history.totals, which expects its columns.
 
 
 def backward(apps, schema_editor):
