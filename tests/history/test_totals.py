@@ -170,19 +170,7 @@ def expected_days() -> set[tuple[Any, ...]]:
 
 
 def actual_days() -> set[tuple[Any, ...]]:
-    return set(
-        DayTotal.objects.values_list(
-            "user_id",
-            "day",
-            "plays",
-            "music_plays",
-            "music_short",
-            "music_unknown_ms",
-            "music_ms_long",
-            "music_ms_short",
-            "music_ms_estimated",
-        )
-    )
+    return set(DayTotal.objects.values_list("user_id", "day", *totals.DAY_COLUMNS))
 
 
 def assert_exact() -> None:
