@@ -651,11 +651,11 @@ class Counted:
             repeated_tracks=repeated,
             repeated_listens=repeated_listens,
         )
-        for part, tag in ((ARTISTS, 1), (ALBUMS, 2)):
-            if part in parts:
-                self._read_parts[part] = {row[1]: (row[2], row[3]) for row in rows if row[0] == tag}
+        tags = {part: _GROUPS[part][3] for part in parts}
+        for part in parts & {ARTISTS, ALBUMS}:
+            self._read_parts[part] = {r[1]: (r[2], r[3]) for r in rows if r[0] == tags[part]}
         if TRACKS in parts:
-            best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == 3)
+            best = sorted((-row[2], -row[3], row[1]) for row in rows if row[0] == tags[TRACKS])
             ranked: list[tuple[int, int, int, int]] = []
             for i, (n, ms, track) in enumerate(best):
                 tied = i > 0 and best[i - 1][:2] == (n, ms)
