@@ -18,6 +18,8 @@ from django.utils.html import format_html
 
 from apps.history import services
 from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
     DayTotal,
     HourTotal,
     JobRun,
@@ -314,3 +316,10 @@ class PlayTotalAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(ArtistMonthTotal, ArtistYearTotal)
+class ArtistPeriodTotalAdmin(PlayTotalAdmin):
+    list_display = ["__str__", "user", "artist", "min_ms", "music_plays"]
+    list_select_related = ["user", "artist"]
+    raw_id_fields = ["user", "artist"]

@@ -216,6 +216,10 @@ class TrackTotal(TrackCopies):
     ms_short = models.BigIntegerField(default=0)
     first_play_at = models.DateTimeField(null=True)
     first_listen_at = models.DateTimeField(null=True)
+    # The latest play and listen: with the firsts, whether a window holds the track without
+    # reading its plays (a window's unique tracks, `apps.history.selectors`).
+    last_play_at = models.DateTimeField(null=True)
+    last_listen_at = models.DateTimeField(null=True)
     # The most plays and listens of this music track on one day of the user's time zone, and
     # the latest such day: the all-time biggest single-day repeat without reading every play.
     # Writes mark them stale; `totals.refresh_best_days` counts them again.
@@ -312,3 +316,57 @@ class DayTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.day}: {self.plays}"
+
+
+class ArtistPeriodTotal(models.Model):
+    """One user's music plays of one artist in one month (or year) of their own zone, kept
+    exact like TrackTotal (and counted again when the zone changes). A long window's artists
+    are summed from a few years, months and days of plays instead of every play (comparing
+    periods). Plays of tracks without an artist are left out: the day totals count them.
+
+    The sums are DayTotal's music sums. On PostgreSQL the unique index (user, period, artist)
+    also carries them (INCLUDE, migration 0014), so a window's rows are read from it alone."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
+    # An id the triggers keep, like the plays' copy: no foreign key to check on each write.
+    artist = models.ForeignKey(
+        Artist, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    min_ms = models.PositiveIntegerField()
+    music_plays = models.PositiveIntegerField(default=0)
+    music_short = models.PositiveIntegerField(default=0)
+    music_unknown_ms = models.PositiveIntegerField(default=0)
+    music_ms_long = models.BigIntegerField(default=0)
+    music_ms_short = models.BigIntegerField(default=0)
+    music_ms_estimated = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ArtistMonthTotal(ArtistPeriodTotal):
+    month = models.DateField()  # the month's first day
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "month", "artist"], name="artistmonthtotal_unique_user_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.month:%Y-%m} {self.artist_id}: {self.music_plays}"
+
+
+class ArtistYearTotal(ArtistPeriodTotal):
+    year = models.DateField()  # January 1st
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "year", "artist"], name="artistyeartotal_unique_user_year"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.year:%Y} {self.artist_id}: {self.music_plays}"

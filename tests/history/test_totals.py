@@ -13,13 +13,20 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
 from apps.accounts.models import User
 from apps.history import selectors, totals
 from apps.history.ingest import PlayRecord, insert_plays
-from apps.history.models import DayTotal, HourTotal, Play, TrackTotal
+from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    DayTotal,
+    HourTotal,
+    Play,
+    TrackTotal,
+)
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
 
@@ -42,6 +49,8 @@ def expected_tracks() -> set[tuple[Any, ...]]:
         short_ms=Coalesce(Sum("ms_played", filter=Q(ms_played__lt=MIN)), 0),
         first=Min("played_at"),
         first_listen=Min("played_at", filter=Q(ms_played__gte=MIN) | Q(ms_played=None)),
+        last=Max("played_at"),
+        last_listen=Max("played_at", filter=Q(ms_played__gte=MIN) | Q(ms_played=None)),
     )
     return {tuple(r.values()) for r in rows}
 
@@ -62,6 +71,8 @@ def actual_tracks() -> set[tuple[Any, ...]]:
             "ms_short",
             "first_play_at",
             "first_listen_at",
+            "last_play_at",
+            "last_listen_at",
         )
     )
 
@@ -144,10 +155,22 @@ def actual_best_days() -> set[tuple[Any, ...]]:
     )
 
 
+def _add_music(sums: list[int], ms: int | None, length: int | None) -> None:
+    """A music play into [plays, short, of unknown length, ms of long ones, ms of short ones,
+    the lengths standing in for the unknown]."""
+    sums[0] += 1
+    if ms is None:
+        sums[2] += 1
+        sums[5] += length or 0
+    elif ms < MIN:
+        sums[1] += 1
+        sums[4] += ms
+    else:
+        sums[3] += ms
+
+
 def expected_days() -> set[tuple[Any, ...]]:
-    """Per user and day of the user's zone, counted in Python: plays, and of music plays: all,
-    short, of unknown length, ms of long and of short ones, and the lengths standing in for
-    the unknown."""
+    """Per user and day of the user's zone, counted in Python: plays, and the music sums."""
     zones = {u.pk: zoneinfo.ZoneInfo(u.timezone) for u in User.objects.all()}
     sums: dict[tuple[int, date], list[int]] = {}
     for user_id, kind, at, ms, length in Play.objects.values_list(
@@ -155,17 +178,10 @@ def expected_days() -> set[tuple[Any, ...]]:
     ):
         day = sums.setdefault((user_id, at.astimezone(zones[user_id]).date()), [0] * 7)
         day[0] += 1
-        if kind != "music":
-            continue
-        day[1] += 1
-        if ms is None:
-            day[3] += 1
-            day[6] += length or 0
-        elif ms < MIN:
-            day[2] += 1
-            day[5] += ms
-        else:
-            day[4] += ms
+        if kind == "music":
+            music = day[1:]
+            _add_music(music, ms, length)
+            day[1:] = music
     return {(*key, *day) for key, day in sums.items()}
 
 
@@ -173,10 +189,33 @@ def actual_days() -> set[tuple[Any, ...]]:
     return set(DayTotal.objects.values_list("user_id", "day", *totals.DAY_COLUMNS))
 
 
+def expected_artist_periods(unit: str) -> set[tuple[Any, ...]]:
+    """Per user, artist and month (or year) of the user's zone, the music sums of the plays
+    of tracks with an artist, counted in Python."""
+    zones = {u.pk: zoneinfo.ZoneInfo(u.timezone) for u in User.objects.all()}
+    sums: dict[tuple[int, int, date], list[int]] = {}
+    for user_id, artist_id, at, ms, length in Play.objects.filter(
+        track__kind="music", track__primary_artist__isnull=False
+    ).values_list(
+        "user_id", "track__primary_artist_id", "played_at", "ms_played", "track__duration_ms"
+    ):
+        day = at.astimezone(zones[user_id]).date()
+        start = day.replace(day=1) if unit == "month" else day.replace(month=1, day=1)
+        _add_music(sums.setdefault((user_id, artist_id, start), [0] * 6), ms, length)
+    return {(*key, *period) for key, period in sums.items()}
+
+
+def actual_artist_periods(unit: str) -> set[tuple[Any, ...]]:
+    model = ArtistMonthTotal if unit == "month" else ArtistYearTotal
+    return set(model.objects.values_list("user_id", "artist_id", unit, *totals.MUSIC_COLUMNS))
+
+
 def assert_exact() -> None:
     assert actual_tracks() == expected_tracks()
     assert actual_hours() == expected_hours()
     assert actual_days() == expected_days()
+    for unit in ("month", "year"):
+        assert actual_artist_periods(unit) == expected_artist_periods(unit)
     assert actual_best_days() == expected_best_days()
 
 
@@ -187,7 +226,10 @@ def test_totals_follow_inserts_updates_relinks_and_deletes(
     song = make_track("Song", "Artist")
     other = make_track("Other", "Artist")
     episode = make_track("Ep", "Show", kind=Track.Kind.EPISODE)
+    nameless = make_track("Nameless", "Nobody")  # no artist: in the days, not the artists
+    Track.objects.filter(pk=nameless.pk).update(primary_artist=None)
     t0 = datetime(2026, 3, 1, 10, 59, 50, tzinfo=UTC)
+    make_play(user, nameless, t0 - timedelta(days=1))
     make_play(user, song, t0)
     make_play(user, song, t0 + timedelta(minutes=5), ms_played=10_000)
     make_play(user, song, t0 + timedelta(hours=1), ms_played=None, source=Source.API)
@@ -299,6 +341,9 @@ def test_best_days_follow_the_days_of_the_users_zone(
     song = make_track("Song", "Artist")
     # 2026-03-08 is the spring-forward day in Los Angeles; 06:30 UTC is still the 7th there.
     for at in ("2026-03-08T06:30", "2026-03-08T09:00", "2026-03-08T10:00", "2026-03-09T20:00"):
+        make_play(user, song, datetime.fromisoformat(at).replace(tzinfo=UTC))
+    # The last day of March, and of 2026, there: the artist's month and year are those days'.
+    for at in ("2026-04-01T03:00", "2027-01-01T05:00"):
         make_play(user, song, datetime.fromisoformat(at).replace(tzinfo=UTC))
     assert_exact()
     best = TrackTotal.objects.get(user=user, track=song)

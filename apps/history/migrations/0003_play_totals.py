@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 def install(apps, schema_editor):
     # The triggers that keep the totals exact, and a first count of existing plays, are
-    # installed by the latest migration that changes them (0013): it runs the current code of
+    # installed by the latest migration that changes them (0014): it runs the current code of
     # apps.history.totals, which expects that migration's columns.
     pass
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 def install(apps, schema_editor):
-    # The triggers now mark each track's best day stale. Migration 0013 installs them and
+    # The triggers now mark each track's best day stale. Migration 0014 installs them and
     # recounts: it runs the current code of apps.history.totals, which expects its columns.
     pass
 

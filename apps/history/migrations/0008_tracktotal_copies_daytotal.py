@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 def install(apps, schema_editor):
     # The triggers now copy each track's artist, album, kind and length into its totals, and
-    # count each user's days in their zone. Migration 0013 installs them and recounts: it runs
+    # count each user's days in their zone. Migration 0014 installs them and recounts: it runs
     # the current code of apps.history.totals, which expects that migration's columns.
     pass
 

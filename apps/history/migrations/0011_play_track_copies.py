@@ -30,7 +30,7 @@ def forward(apps, schema_editor):
     if postgresql:
         schema_editor.execute("DROP INDEX IF EXISTS play_user_time_cover")
         schema_editor.execute(COVER)
-        # Migration 0013 installs the totals triggers again, now reading the plays' copies, and
+        # Migration 0014 installs the totals triggers again, now reading the plays' copies, and
         # recounts: it runs the current code of apps.history.totals, which expects its columns.
 
 

@@ -4,15 +4,10 @@ from django.db import migrations, models
 
 
 def forward(apps, schema_editor):
-    # The totals triggers, installed again (with the threshold they counted with, else
-    # LISTEN_MIN_MS: a new database, or one whose triggers 0011 dropped), and every total
-    # counted again: the days' new music sums start at zero.
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    from apps.history import totals
-
-    with schema_editor.connection.cursor() as cursor:
-        totals.install(cursor, min_ms=totals.threshold())
+    # The days' new music sums are counted by migration 0014, which installs the totals
+    # triggers and recounts every total: it runs the current code of apps.history.totals,
+    # which expects that migration's tables and columns.
+    pass
 
 
 def backward(apps, schema_editor):
