@@ -825,7 +825,7 @@ def test_period_ranges_add_up_to_every_day_of_the_window_once() -> None:
 def test_long_windows_sum_their_artists_from_the_period_totals(
     postgres: None, user: Any, other_user: Any, make_track: Any, make_play: Any, monkeypatch: Any
 ) -> None:
-    """A window of a year or more in the user's zone is summed from the artists' per-year and
+    """A window of two years or more in the user's zone is summed from the artists' per-year and
     per-month totals and a few days of plays: the same totals, ranks and ties as from every
     play, across month and year edges of a zone that is not UTC."""
     user.timezone = "America/Los_Angeles"
@@ -847,6 +847,8 @@ def test_long_windows_sum_their_artists_from_the_period_totals(
     make_play(user, episode, datetime(2025, 1, 5, tzinfo=zone), ms_played=900_000)
     for i in range(40):
         make_play(other_user, tracks[0], datetime(2024, 6, 1, tzinfo=UTC) + timedelta(days=i))
+    # Shorter windows than the default's two years, over fewer plays: the same path.
+    monkeypatch.setattr(selectors, "PERIOD_TOTALS_MIN_DAYS", 300)
     windows = [
         (date(2024, 1, 1), date(2025, 12, 31)),
         (date(2023, 12, 15), date(2025, 2, 28)),
