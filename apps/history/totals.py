@@ -16,6 +16,7 @@ returns it, and the selectors only use the totals while it equals LISTEN_MIN_MS.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -197,7 +198,8 @@ def _apply(rows: str, min_ms: int, sign: int) -> str:
     )
 
 
-def _change_artists(change: Any, rows: str, min_ms: int, sign: int) -> str:
+def _change_artists(change: Callable[..., str], rows: str, min_ms: int, sign: int) -> str:
+    """`change` (`_add` or `_subtract`) applied to both artist tables."""
     return "".join(
         change(
             table,
