@@ -57,7 +57,16 @@ from django.db.models.functions import (
 from django.utils import timezone
 
 from apps.history import totals as play_totals
-from apps.history.models import DayTotal, HourTotal, JobRun, Play, SyncCheckpoint, TrackTotal
+from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    DayTotal,
+    HourTotal,
+    JobRun,
+    Play,
+    SyncCheckpoint,
+    TrackTotal,
+)
 from apps.music.models import Album, Artist, Source, Track
 from apps.music.normalize import normalize_name
 
@@ -1935,57 +1944,48 @@ def _artists_from_periods(
     window's own sums from its days (`days`), whose excess over the artists' is the plays of
     tracks without an artist."""
     assert window.end_date is not None
-    if rule.include_short:
-        n, ms, listen = "music_plays", "music_ms_long + music_ms_short + music_ms_estimated", ""
-    else:
-        n, ms = "music_plays - music_short", "music_ms_long + music_ms_estimated"
-        listen = " AND (ms_played >= %s OR ms_played IS NULL)"
-    pieces: list[str] = []
-    params: list[Any] = []
+    pieces = []
     for sign, unit, low, high in _period_ranges(
         window.start_date, window.end_date + timedelta(days=1)
     ):
+        rows: QuerySet[Any]
         if unit == "day":
-            pieces.append(
-                f"SELECT artist_id, {sign} AS n, {sign} * COALESCE(ms_played, duration_ms, 0) "  # noqa: S608
-                f"AS ms, {sign} * (ms_played IS NULL)::int AS unknown FROM history_play "
-                "WHERE user_id = %s AND kind = 'music' AND artist_id IS NOT NULL "
-                f"AND played_at >= %s AND played_at < %s{listen}"
+            rows = (
+                Play.objects.for_user(user)
+                .filter(
+                    rule.listen_q,
+                    kind=MUSIC,
+                    artist__isnull=False,
+                    played_at__gte=local_midnight(cast(date, low), window.tz),
+                    played_at__lt=local_midnight(high, window.tz),
+                )
+                .values_list("artist_id")
+                .annotate(n=Count("*") * sign, ms=Sum(PLAYED_MS) * sign)
+                .order_by()
             )
-            params += [user.pk, local_midnight(cast(date, low), window.tz)]
-            params += [local_midnight(high, window.tz)]
-            params += [] if rule.include_short else [rule.min_ms_played]
-            continue
-        table = play_totals.MONTH_TABLE if unit == "month" else play_totals.YEAR_TABLE
-        pieces.append(
-            f"SELECT artist_id, {sign} * ({n}) AS n, {sign} * ({ms}) AS ms, "  # noqa: S608
-            f"{sign} * music_unknown_ms AS unknown FROM {table} WHERE user_id = %s AND {unit} < %s"
-            + ("" if low is None else f" AND {unit} >= %s")
-        )
-        params += [user.pk, high, *([] if low is None else [low])]
+        else:
+            model = ArtistMonthTotal if unit == "month" else ArtistYearTotal
+            rows = model.objects.filter(user=user, **{f"{unit}__lt": high})
+            if low is not None:
+                rows = rows.filter(**{f"{unit}__gte": low})
+            rows = rows.annotate(
+                n=_hour_listens(rule) * sign, ms=_hour_ms(rule) * sign
+            ).values_list("artist_id", "n", "ms")
+        pieces.append(rows.query.sql_with_params())
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT s.artist_id, s.n, s.ms, s.unknown, a.name_key FROM (SELECT artist_id, "  # noqa: S608
-            "SUM(n) AS n, SUM(ms) AS ms, SUM(unknown) AS unknown "
-            f"FROM ({' UNION ALL '.join(pieces)}) u GROUP BY artist_id) s "
+            "SELECT s.artist_id, s.n, s.ms, a.name_key FROM (SELECT artist_id, "  # noqa: S608 (Django's SQL)
+            "SUM(n) AS n, SUM(ms) AS ms FROM "
+            f"({' UNION ALL '.join(f'({sql})' for sql, _ in pieces)}) u GROUP BY artist_id) s "
             "JOIN music_artist a ON a.id = s.artist_id WHERE s.n > 0",
-            params,
+            [param for _, params in pieces for param in params],
         )
-        rows = cursor.fetchall()
-    sums = {
-        k: int(v or 0)
-        for k, v in days.aggregate(
-            plays=Sum("music_plays"),
-            short=Sum("music_short"),
-            unknown=Sum("music_unknown_ms"),
-            ms_long=Sum("music_ms_long"),
-            ms_short=Sum("music_ms_short"),
-            estimated=Sum("music_ms_estimated"),
-        ).items()
-    }
-    listens = sums["plays"] - (0 if rule.include_short else sums["short"])
-    total_ms = sums["ms_long"] + sums["estimated"] + (sums["ms_short"] if rule.include_short else 0)
-    ranked = [(k, int(n), int(m)) for k, n, m, _, _ in rows]
+        found = cursor.fetchall()
+    sums = days.aggregate(
+        n=Sum(_hour_listens(rule)), ms=Sum(_hour_ms(rule)), unknown=Sum("music_unknown_ms")
+    )
+    listens, total_ms = int(sums["n"] or 0), int(sums["ms"] or 0)
+    ranked = [(k, int(n), int(m)) for k, n, m, _ in found]
     # The plays of tracks without an artist: what the day totals count beyond the artists'.
     unknown_n = listens - sum(n for _, n, _ in ranked)
     if unknown_n:
@@ -1994,11 +1994,11 @@ def _artists_from_periods(
     totals = Totals(
         listens=listens,
         minutes=_minutes(total_ms),
-        minutes_estimated=sums["unknown"] > 0,
+        minutes_estimated=bool(sums["unknown"]),
         unique_tracks=_unique_tracks(user, window, rule),
-        unique_artists=len(rows),
+        unique_artists=len(found),
     )
-    names = {k: name_key for k, _, _, _, name_key in rows}
+    names = {k: name_key for k, _, _, name_key in found}
     return totals, _break_ties(ranked, names, normalize_name(UNKNOWN_ARTIST))
 
 
@@ -2006,42 +2006,20 @@ def _unique_tracks(user: User, window: Window, rule: Rule) -> int:
     """The music tracks with a listen in the window: those first or last heard inside it, from
     their totals, and those heard both before and after it that have a listen inside, from
     their plays (none for a window at either end of the history)."""
-    first, last = (
-        ("first_play_at", "last_play_at")
-        if rule.include_short
-        else (
-            "first_listen_at",
-            "last_listen_at",
-        )
-    )
-    tracks = f"FROM {play_totals.TRACK_TABLE} t WHERE t.user_id = %(user)s AND t.kind = 'music' "
-    tracks += f"AND t.{first} < %(end)s"
-    params = {"user": user.pk, "start": window.start_at, "end": window.end_at}
+    heard = "play" if rule.include_short else "listen"
+    first, last = f"first_{heard}_at", f"last_{heard}_at"
+    tracks = TrackTotal.objects.filter(user=user, kind=MUSIC, **{f"{first}__lt": window.end_at})
     if window.start_at is None:
-        return _count(f"SELECT COUNT(*) {tracks}", params)[0]
-    spanning = f"t.{first} < %(start)s AND t.{last} >= %(end)s"
-    inside, around = _count(
-        f"SELECT COUNT(*) FILTER (WHERE t.{last} >= %(start)s AND NOT ({spanning})), "
-        f"COUNT(*) FILTER (WHERE {spanning}) {tracks}",
-        params,
+        return tracks.count()
+    spanning = Q(**{f"{first}__lt": window.start_at, f"{last}__gte": window.end_at})
+    counts = tracks.aggregate(
+        inside=Count("pk", filter=Q(**{f"{last}__gte": window.start_at}) & ~spanning),
+        around=Count("pk", filter=spanning),
     )
-    if around:
-        listen = (
-            "" if rule.include_short else " AND (p.ms_played >= %(min)s OR p.ms_played IS NULL)"
-        )
-        inside += _count(
-            f"SELECT COUNT(*) {tracks} AND {spanning} AND EXISTS (SELECT 1 FROM history_play p "  # noqa: S608
-            "WHERE p.user_id = t.user_id AND p.track_id = t.track_id "
-            f"AND p.played_at >= %(start)s AND p.played_at < %(end)s{listen})",
-            {**params, "min": rule.min_ms_played},
-        )[0]
-    return inside
-
-
-def _count(sql: str, params: dict[str, Any]) -> tuple[int, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return tuple(cursor.fetchone() or ())
+    if not counts["around"]:
+        return cast(int, counts["inside"])
+    listened = window_plays(user, window).filter(rule.listen_q, track_id=OuterRef("track_id"))
+    return cast(int, counts["inside"]) + tracks.filter(spanning, Exists(listened)).count()
 
 
 def compare_periods(

@@ -62,8 +62,9 @@ HOUR_COLUMNS = (
 )
 
 
-def _listen(min_ms: int) -> str:
-    return f"(r.ms_played >= {min_ms} OR r.ms_played IS NULL)"
+def _listen(min_ms: int, play: str = "r") -> str:
+    """Whether the play row (alias `play`) is a listen."""
+    return f"({play}.ms_played >= {min_ms} OR {play}.ms_played IS NULL)"
 
 
 def _track_select(rows: str, min_ms: int, sign: int) -> str:
@@ -215,7 +216,7 @@ def _refirst(rows: str, min_ms: int) -> str:
     """After plays left a track (deleted, moved), its first and last play and listen are looked
     up again (index reads on (user, track, played_at))."""
     track = "p.user_id = t.user_id AND p.track_id = t.track_id"
-    listen = f"{track} AND (p.ms_played >= {min_ms} OR p.ms_played IS NULL)"
+    listen = f"{track} AND {_listen(min_ms, 'p')}"
     return f"""
         UPDATE {TRACK_TABLE} t SET
             first_play_at = (SELECT min(p.played_at) FROM history_play p WHERE {track}),
@@ -272,7 +273,7 @@ END $$"""
 
 def _best_recount(pairs: str, min_ms: int) -> str:
     """Count every day of the (user_id, track_id) pairs' tracks again; they are then current."""
-    listen = f"(p.ms_played >= {min_ms} OR p.ms_played IS NULL)"
+    listen = _listen(min_ms, "p")
     return f"""
         UPDATE {TRACK_TABLE} t SET best_days_stale = false,
             (best_day_plays, best_day_plays_on, best_day_listens, best_day_listens_on) = (
