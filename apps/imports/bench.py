@@ -76,7 +76,8 @@ def empty_database() -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "TRUNCATE history_play, history_tracktotal, history_hourtotal, history_daytotal, "
-                "imports_importjob, music_trackartist, music_track, music_album, music_artist"
+                "history_artistmonthtotal, history_artistyeartotal, imports_importjob, "
+                "music_trackartist, music_track, music_album, music_artist"
             )
     else:
         from apps.music.models import Album, Artist, Track, TrackArtist
