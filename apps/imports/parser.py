@@ -249,15 +249,52 @@ def _ip(value: Any) -> str | None:
         return None
 
 
-_EXTENDED = Source.EXPORT_EXTENDED  # read once: an enum attribute costs a lookup per record
+# Read once: an enum attribute costs a lookup per record.
+_EXTENDED = Source.EXPORT_EXTENDED
+_MUSIC, _EPISODE, _CHAPTER = Track.Kind.MUSIC, Track.Kind.EPISODE, Track.Kind.CHAPTER
+
+
+# Each of the Normaliser's caches is emptied when it reaches this many entries: memory stays
+# flat whatever the export's size.
+SHARED_MAX = 50_000
 
 
 @dataclass
 class Normaliser:
-    """Turns raw export records into PlayRecords; one per import, it holds the settings."""
+    """Turns raw export records into PlayRecords; one per import, it holds the settings.
+
+    The records of one item share one TrackInfo, and repeated values (platforms, reasons) one
+    string: a batch in memory then holds each name once instead of once a play, which keeps an
+    import's memory low with large batches."""
 
     keep_sensitive: bool = field(default_factory=lambda: settings.IMPORT_KEEP_SENSITIVE)
     latest: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=1))
+    items: dict[tuple[str, str, str | None, str | None, str | None], TrackInfo] = field(
+        default_factory=dict
+    )
+    strings: dict[str, str] = field(default_factory=dict)
+
+    def _item(self, kind: str, name: str, owner: Any, album: Any, uri: str | None) -> TrackInfo:
+        """The TrackInfo of an item, the same object for each of its records. `owner` is the
+        artist of a song; episodes and chapters have none."""
+        artist_name = _optional_text(owner)
+        album_name = _optional_text(album)
+        key = (kind, name, artist_name, album_name, uri)
+        info = self.items.get(key)
+        if info is None:
+            if len(self.items) >= SHARED_MAX:
+                self.items.clear()
+            info = self.items[key] = TrackInfo(name, artist_name, album_name, uri, kind)
+        return info
+
+    def _shared(self, value: str) -> str:
+        strings = self.strings
+        shared = strings.get(value)
+        if shared is None:
+            if len(strings) >= SHARED_MAX:
+                strings.clear()
+            shared = strings[value] = value
+        return shared
 
     def extended(self, raw: dict[str, Any]) -> PlayRecord:
         # The hot loop of an import: a local `get` and positional arguments save a quarter.
@@ -267,45 +304,39 @@ class Normaliser:
         track_name = _text(get("master_metadata_track_name"))
         track_uri = _optional_text(get("spotify_track_uri"))
         if track_name or track_uri:
-            info = TrackInfo(
+            info = self._item(
+                _MUSIC,
                 track_name,
-                _optional_text(get("master_metadata_album_artist_name")),
-                _optional_text(get("master_metadata_album_album_name")),
+                get("master_metadata_album_artist_name"),
+                get("master_metadata_album_album_name"),
                 track_uri,
             )
         else:
             episode_name = _text(get("episode_name"))
             episode_uri = _optional_text(get("spotify_episode_uri"))
             if episode_name or episode_uri:
-                info = TrackInfo(
-                    name=episode_name,
-                    album_name=_optional_text(get("episode_show_name")),
-                    uri=episode_uri,
-                    kind=Track.Kind.EPISODE,
+                info = self._item(
+                    _EPISODE, episode_name, None, get("episode_show_name"), episode_uri
                 )
             else:
                 chapter_name = _text(get("audiobook_chapter_title"))
                 chapter_uri = _optional_text(get("audiobook_chapter_uri"))
                 if not (chapter_name or chapter_uri):
                     raise SkipRecord("no_item")
-                info = TrackInfo(
-                    name=chapter_name,
-                    album_name=_optional_text(get("audiobook_title")),
-                    uri=chapter_uri,
-                    kind=Track.Kind.CHAPTER,
-                )
+                info = self._item(_CHAPTER, chapter_name, None, get("audiobook_title"), chapter_uri)
+        shared = self._shared
         record = PlayRecord(
             info,
             played_at,
             _EXTENDED,
             ms_played,
-            _text(get("reason_start"), 32),  # reason_start
-            _text(get("reason_end"), 32),  # reason_end
+            shared(_text(get("reason_start"), 32)),  # reason_start
+            shared(_text(get("reason_end"), 32)),  # reason_end
             _bool(get("skipped")),
             _bool(get("shuffle")),
             _bool(get("offline")),
-            _text(get("platform"), 128),
-            _country(get("conn_country")),
+            shared(_text(get("platform"), 128)),
+            shared(_country(get("conn_country"))),
         )
         # offline_timestamp (seconds, milliseconds, 0 or null) is read but not stored: `ts`
         # is the end of the play whatever the mode.
@@ -321,7 +352,7 @@ class Normaliser:
         name = _text(raw.get("trackName"))
         if not name:
             raise SkipRecord("no_item")
-        info = TrackInfo(name=name, artist_name=_optional_text(raw.get("artistName")))
+        info = self._item(_MUSIC, name, raw.get("artistName"), None, None)
         return PlayRecord(
             track=info, played_at=played_at, source=Source.EXPORT_ACCOUNT, ms_played=ms_played
         )
@@ -332,11 +363,7 @@ class Normaliser:
         name = _text(raw.get("episodeName"))
         if not name:
             raise SkipRecord("no_item")
-        info = TrackInfo(
-            name=name,
-            album_name=_optional_text(raw.get("podcastName")),
-            kind=Track.Kind.EPISODE,
-        )
+        info = self._item(_EPISODE, name, None, raw.get("podcastName"), None)
         return PlayRecord(
             track=info, played_at=played_at, source=Source.EXPORT_ACCOUNT, ms_played=ms_played
         )

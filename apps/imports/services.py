@@ -351,21 +351,19 @@ _DONE = object()
 
 def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
     """Read the next batch in a thread while this one is written: parsing (Python) and the
-    database (waiting on the server, the GIL released) overlap. One batch is held ahead."""
+    database (waiting on the server, the GIL released) overlap. One batch is held ahead: the
+    next is read only once the writer has taken it, so two batches at most are in memory."""
     ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)  # released each time the writer takes a batch
     stop = threading.Event()
 
     def produce() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        ahead.put(batch, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                ahead.put(batch)  # the queue is empty: the last batch was taken
+                while not taken.acquire(timeout=0.2):
+                    if stop.is_set():
+                        return
             ahead.put(_DONE)
         except BaseException as exc:  # noqa: BLE001 (handed to the writer, which raises it)
             ahead.put(exc)
@@ -375,6 +373,7 @@ def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
     try:
         while True:
             item = ahead.get()
+            taken.release()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
