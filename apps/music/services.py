@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.utils import timezone
 
@@ -110,10 +111,8 @@ def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKe
     if missing:
         if connection.vendor == "postgresql":
             # The new rows come back; only those another writer added first are fetched.
-            with connection.cursor() as cursor:
-                columns = [list(column) for column in zip(*missing, strict=True)]
-                cursor.execute(_INSERT_ALBUMS, columns)
-                found.update(((a, k), (pk, None)) for pk, a, k in cursor.fetchall())
+            rows = _columns_query(_INSERT_ALBUMS, list(zip(*missing, strict=True)))
+            found.update(((a, k), (pk, None)) for pk, a, k in rows)
         else:
             Album.objects.bulk_create(
                 [Album(name=n, name_key=k, artist_id=a) for n, k, a in missing],
@@ -150,12 +149,9 @@ WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
 def _fetch_albums_postgresql(keys: set[AlbumKey]) -> dict[AlbumKey, tuple[int, str | None]]:
     with_artist = [(a, k) for a, k in keys if a is not None]
     without = [k for a, k in keys if a is None]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _FETCH_ALBUMS,
-            [[a for a, _ in with_artist], [k for _, k in with_artist], without],
-        )
-        rows = cursor.fetchall()
+    rows = _columns_query(
+        _FETCH_ALBUMS, [[a for a, _ in with_artist], [k for _, k in with_artist], without]
+    )
     return {(artist_id, key): (pk, sid) for pk, artist_id, key, sid in rows}
 
 
@@ -214,13 +210,22 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
 _CHUNK = 5_000
 
 
+def _columns_query(sql: str, columns: Iterable[Iterable[Any]]) -> list[Any]:
+    """Run one of the PostgreSQL statements that take whole columns as arrays (unnest, ANY),
+    and return its rows. The arrays go to the server as binary parameters: Django's cursor
+    binds on the client, quoting each element into the SQL text in Python, which cost more
+    than the statements themselves on large batches."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql.replace("%s", "%b"), [list(column) for column in columns])
+        return cursor.fetchall() if cursor.description else []
+
+
 def _ids_by_uri(uris: set[str]) -> dict[str, int]:
     if not uris:
         return {}
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT uri, id FROM music_track WHERE uri = ANY(%s)", [list(uris)])
-            return dict(cursor.fetchall())
+        return dict(_columns_query("SELECT uri, id FROM music_track WHERE uri = ANY(%s)", [uris]))
     found: dict[str, int] = {}
     ordered = sorted(uris)
     for i in range(0, len(ordered), _CHUNK):
@@ -348,11 +353,8 @@ def _insert_tracks(
                 [(uri, *row, source, now) for uri, row in rows.items()],
             )
         return _ids_by_uri(set(rows))
-    columns: list[list[Any]] = [list(rows), *map(list, zip(*rows.values(), strict=True))]
-    columns.append([source] * len(rows))
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_TRACKS, columns)
-        ids = dict(cursor.fetchall())
+    columns = [list(rows), *zip(*rows.values(), strict=True), [source] * len(rows)]
+    ids: dict[str, int] = dict(_columns_query(_INSERT_TRACKS, columns))
     if len(ids) < len(rows):  # tracks another writer added first are not returned
         ids |= _ids_by_uri(set(rows) - ids.keys())
     return ids
@@ -373,11 +375,11 @@ ON CONFLICT DO NOTHING
 def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
     if not credits:
         return
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
             cursor.executemany(_INSERT_CREDIT_ROW, credits)
-            return
-        cursor.execute(_INSERT_CREDITS, [list(column) for column in zip(*credits, strict=True)])
+        return
+    _columns_query(_INSERT_CREDITS, list(zip(*credits, strict=True)))
 
 
 def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict[int, int]:
