@@ -267,7 +267,7 @@ IMPORT_MAX_COMPRESSION_RATIO = env.int("IMPORT_MAX_COMPRESSION_RATIO", default=1
 IMPORT_KEEP_SENSITIVE = env.bool("IMPORT_KEEP_SENSITIVE", default=False)
 IMPORT_WATCH_DIR = env.str("IMPORT_WATCH_DIR", default="")
 # Records per write; each batch commits with the job's progress.
-IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=20_000)
+IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=50_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

@@ -281,7 +281,9 @@ def _insert_portable(
     lo = min(r.played_at for r in records) - reach
     hi = max(r.played_at for r in records) + reach
     existing: dict[int, _Near] = defaultdict(_Near)
-    for play in Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi):
+    # Only the fields the matching and merging read: a batch's worth of lighter instances.
+    near_plays = Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi)
+    for play in near_plays.only("track_id", "played_at", "source", *DETAIL_FIELDS):
         existing[play.track_id].add(play)
 
     to_create: list[tuple[PlayRecord, int]] = []
@@ -372,7 +374,7 @@ def _track_copies(track_ids: set[int]) -> dict[int, tuple[Any, ...]]:
 
 
 def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
-    """Insert new plays with one executemany (no model instances: the ORM's cost per row is
+    """Insert new plays with executemany (no model instances: the ORM's cost per row is
     most of the time on SQLite), with their tracks' copies."""
     ops = connection.ops
     adapt = ops.adapt_datetimefield_value
@@ -390,31 +392,36 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
         f"VALUES ({', '.join(['%s'] * 20)})"
     )
     with connection.cursor() as cursor:
-        cursor.executemany(
-            sql,
-            [
-                (
-                    user.pk,
-                    track_id,
-                    when(r.played_at),
-                    r.ms_played,
-                    r.source,
-                    r.reason_start,
-                    r.reason_end,
-                    r.skipped,
-                    r.shuffle,
-                    r.offline,
-                    r.platform,
-                    r.conn_country,
-                    ops.adapt_ipaddressfield_value(r.ip_addr),
-                    r.user_agent,
-                    r.export_username,
-                    now,
-                    *copies[track_id],
-                )
-                for r, track_id in rows
-            ],
-        )
+        # A part at a time: the parameters of a whole batch would hold it in memory twice.
+        for i in range(0, len(rows), _ROWS_PER_WRITE):
+            cursor.executemany(
+                sql,
+                [
+                    (
+                        user.pk,
+                        track_id,
+                        when(r.played_at),
+                        r.ms_played,
+                        r.source,
+                        r.reason_start,
+                        r.reason_end,
+                        r.skipped,
+                        r.shuffle,
+                        r.offline,
+                        r.platform,
+                        r.conn_country,
+                        ops.adapt_ipaddressfield_value(r.ip_addr),
+                        r.user_agent,
+                        r.export_username,
+                        now,
+                        *copies[track_id],
+                    )
+                    for r, track_id in rows[i : i + _ROWS_PER_WRITE]
+                ],
+            )
+
+
+_ROWS_PER_WRITE = 5_000
 
 
 # --- The PostgreSQL fast path -------------------------------------------------------------------
