@@ -28,6 +28,7 @@ from copy import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from ipaddress import ip_address
+from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
@@ -353,9 +354,11 @@ def _insert_portable(
 
 
 _COLUMNS = (
-    "user_id, track_id, played_at, ms_played, source, reason_start, reason_end, skipped, "
-    "shuffle, offline, platform, conn_country, ip_addr, user_agent, export_username, created_at"
+    f"user_id, track_id, played_at, source, {', '.join(DETAIL_FIELDS)}, ip_addr, user_agent, "
+    "export_username, created_at"
 )
+# A record's DETAIL_FIELDS, in their order.
+_details = attrgetter(*DETAIL_FIELDS)
 
 
 _CHUNK = 900  # ids per query, under SQLite's limit on parameters
@@ -401,15 +404,8 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
                         user.pk,
                         track_id,
                         when(r.played_at),
-                        r.ms_played,
                         r.source,
-                        r.reason_start,
-                        r.reason_end,
-                        r.skipped,
-                        r.shuffle,
-                        r.offline,
-                        r.platform,
-                        r.conn_country,
+                        *_details(r),
                         ops.adapt_ipaddressfield_value(r.ip_addr),
                         r.user_agent,
                         r.export_username,
@@ -593,14 +589,7 @@ def _insert_postgresql(
                         seq,
                         track_id,
                         r.played_at,
-                        r.ms_played,
-                        r.reason_start,
-                        r.reason_end,
-                        r.skipped,
-                        r.shuffle,
-                        r.offline,
-                        r.platform,
-                        r.conn_country,
+                        *_details(r),
                         ip_address(r.ip_addr) if r.ip_addr else None,
                         r.user_agent,
                         r.export_username,
