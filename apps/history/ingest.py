@@ -147,7 +147,7 @@ def is_same_play(
 MINUTE = timedelta(seconds=60)
 
 
-def merge_into(play: Play | PlayRecord, record: Play | PlayRecord) -> list[str]:
+def merge_into(play: Play | PlayRecord | _Stored, record: Play | PlayRecord) -> list[str]:
     """Fold a matching record into an existing play (or one pending in this batch); the fields
     that changed."""
     changed = []
@@ -243,6 +243,24 @@ def insert_plays(
     return _insert_portable(user, records, track_ids)
 
 
+@dataclass(slots=True)
+class _Stored:
+    """A stored play as the portable path matches and merges it: its id and the fields it
+    reads (a batch's worth of them stays small, unlike model instances)."""
+
+    pk: int
+    played_at: datetime
+    source: str
+    ms_played: int | None
+    reason_start: str
+    reason_end: str
+    skipped: bool | None
+    shuffle: bool | None
+    offline: bool | None
+    platform: str
+    conn_country: str
+
+
 class _Near:
     """The plays of one track, sorted by time, for quick lookups of those near a record."""
 
@@ -250,23 +268,23 @@ class _Near:
 
     def __init__(self) -> None:
         self.times: list[datetime] = []
-        self.plays: list[Play] = []
+        self.plays: list[_Stored | PlayRecord] = []
 
-    def add(self, play: Play) -> None:
+    def add(self, play: _Stored | PlayRecord) -> None:
         i = bisect_right(self.times, play.played_at)
         self.times.insert(i, play.played_at)
         self.plays.insert(i, play)
 
-    def remove(self, play: Play) -> None:
+    def remove(self, play: _Stored | PlayRecord) -> None:
         i = bisect_left(self.times, play.played_at)
         while self.plays[i] is not play:
             i += 1
         del self.times[i], self.plays[i]
 
-    def between(self, lo: datetime, hi: datetime) -> list[Play]:
+    def between(self, lo: datetime, hi: datetime) -> list[_Stored | PlayRecord]:
         return self.plays[bisect_left(self.times, lo) : bisect_right(self.times, hi)]
 
-    def holds(self, when: datetime, other_than: Play) -> bool:
+    def holds(self, when: datetime, other_than: _Stored | PlayRecord) -> bool:
         return any(p is not other_than for p in self.between(when, when))
 
 
@@ -282,14 +300,15 @@ def _insert_portable(
     lo = min(r.played_at for r in records) - reach
     hi = max(r.played_at for r in records) + reach
     existing: dict[int, _Near] = defaultdict(_Near)
-    # Only the fields the matching and merging read: a batch's worth of lighter instances.
     near_plays = Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi)
-    for play in near_plays.only("track_id", "played_at", "source", *DETAIL_FIELDS):
-        existing[play.track_id].add(play)
+    for track_id, *stored in near_plays.values_list(
+        "track_id", "pk", "played_at", "source", *DETAIL_FIELDS
+    ):
+        existing[track_id].add(_Stored(*stored))
 
     to_create: list[tuple[PlayRecord, int]] = []
     pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
-    to_update: dict[int, tuple[Play, set[str]]] = {}
+    to_update: dict[int, tuple[_Stored, set[str]]] = {}
     # id() of each play that took a record of this batch -> that record's time: it takes no
     # other but at its own time, or a repeat of that record.
     taken: dict[int, datetime] = {}
@@ -312,12 +331,12 @@ def _insert_portable(
             ):
                 match = play
         if match is None:
-            near.add(record)  # type: ignore[arg-type]
+            near.add(record)
             pending[id(record)] = len(to_create)
             to_create.append((record, track_id))
             continue
         result.duplicates += 1
-        if not isinstance(match, Play):
+        if not isinstance(match, _Stored):
             # A record of this batch: merge into a copy, never into the caller's record.
             i = pending.pop(id(match))
             near.remove(match)
@@ -338,7 +357,7 @@ def _insert_portable(
                 near.remove(match)
                 match.played_at = new_at
                 near.add(match)
-        if changed and isinstance(match, Play):
+        if changed and isinstance(match, _Stored):
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
             result.merged += 1
@@ -390,6 +409,9 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
 
     now = when(timezone.now())
     copies = _track_copies({track_id for _, track_id in rows})
+    # In the order of the unique (user, track, played_at) index, as on PostgreSQL: its pages and
+    # the track index's are then written one after the other (a fifth less time on SQLite).
+    rows = sorted(rows, key=lambda row: (row[1], row[0].played_at))
     sql = (
         f"INSERT INTO history_play ({_COLUMNS}, {', '.join(COPIES)}) "  # noqa: S608 (constants)
         f"VALUES ({', '.join(['%s'] * 20)})"
