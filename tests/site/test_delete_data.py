@@ -6,7 +6,18 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from apps.accounts.models import SpotifyAccount, User
-from apps.history.models import JobRun, LogEvent, Play, SyncCheckpoint
+from apps.history import totals
+from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    DayTotal,
+    HourTotal,
+    JobRun,
+    LogEvent,
+    Play,
+    SyncCheckpoint,
+    TrackTotal,
+)
 from apps.imports.models import ImportJob
 
 
@@ -52,11 +63,16 @@ def test_deleting_removes_every_row_and_file_of_the_user_and_nothing_else(
     assert response.context["user"].is_anonymous
     assert not User.objects.filter(username="alice").exists()
     assert Play.objects.filter(user_id=user.pk).count() == 0
-    for model in (SpotifyAccount, SyncCheckpoint, JobRun, ImportJob):
+    # The totals too, which have no foreign key constraint in the database.
+    counted = (TrackTotal, HourTotal, DayTotal, ArtistMonthTotal, ArtistYearTotal)
+    for model in (SpotifyAccount, SyncCheckpoint, JobRun, ImportJob, *counted):
         assert not model.objects.filter(user_id=user.pk).exists(), model
     assert not LogEvent.objects.filter(user_id=user.pk).exists()
     assert not default_storage.exists(alices_data)
     assert Play.objects.for_user(other_user).count() == 1
+    if totals.usable():  # PostgreSQL: the other user's play is still counted
+        for model in counted:
+            assert model.objects.filter(user_id=other_user.pk).count() == 1, model
 
 
 def test_a_failed_deletion_rolls_back_and_keeps_the_files(user, alices_data, monkeypatch):
