@@ -69,13 +69,20 @@ def test_the_reader_holds_one_batch_ahead_of_the_writer():
             produced.append(i)
             yield i
 
+    def read_up_to(count: int) -> None:
+        """Wait until the reader has read `count` batches, then give it time to read more."""
+        deadline = time.monotonic() + 10
+        while len(produced) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+
     read = services._read_ahead(batches())
     assert next(read) == 0
-    time.sleep(0.3)
+    read_up_to(2)
     # The writer holds batch 0 and batch 1 waits: batch 2 is not read yet.
     assert produced == [0, 1]
     assert next(read) == 1
-    time.sleep(0.3)
+    read_up_to(3)
     assert produced == [0, 1, 2]
     assert list(read) == [2, 3, 4]
 
