@@ -29,9 +29,17 @@ from django.core.management import call_command
 from django.db import connection
 
 from apps.accounts.models import User
-from apps.history.models import Play
+from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    DayTotal,
+    HourTotal,
+    Play,
+    TrackTotal,
+)
 from apps.imports import services
 from apps.imports.models import ImportJob
+from apps.music.models import Album, Artist, Track, TrackArtist
 
 
 def _peak_rss_reset() -> None:
@@ -70,19 +78,29 @@ def _make_export(path: Path, records: int, seed: int) -> None:
     )
 
 
+# Every table an import writes, each before the tables it refers to.
+IMPORTED = (
+    Play,
+    TrackTotal,
+    HourTotal,
+    DayTotal,
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    ImportJob,
+    TrackArtist,
+    Track,
+    Album,
+    Artist,
+)
+
+
 def empty_database() -> None:
     """Remove every play, total, import job and catalogue row (the benchmarks' users stay)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE history_play, history_tracktotal, history_hourtotal, history_daytotal, "
-                "history_artistmonthtotal, history_artistyeartotal, imports_importjob, "
-                "music_trackartist, music_track, music_album, music_artist"
-            )
+            cursor.execute(f"TRUNCATE {', '.join(m._meta.db_table for m in IMPORTED)}")
     else:
-        from apps.music.models import Album, Artist, Track, TrackArtist
-
-        for model in (Play, ImportJob, TrackArtist, Track, Album, Artist):
+        for model in IMPORTED:
             model.objects.all().delete()
 
 
