@@ -288,7 +288,7 @@ class _Batch:
     bytes_now: int
 
 
-def _read_batches(
+def read_batches(
     archive: zipfile.ZipFile, contents: ExportContents, resume_from: int
 ) -> Iterator[_Batch]:
     """The export's records in batches of one source, skipping the first `resume_from` (already
@@ -396,7 +396,7 @@ def _ingest(
     counts = _Counts(job)
     known_tracks: dict[str, int] = {}  # uri -> track id, resolved by an earlier batch
     with _rare_collections():
-        for batch in _read_ahead(_read_batches(archive, contents, job.records_processed)):
+        for batch in _read_ahead(read_batches(archive, contents, job.records_processed)):
             _write_batch(
                 job,
                 batch.records,
