@@ -12,6 +12,7 @@ import math
 import re
 import stat
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -204,6 +205,20 @@ def _optional_text(value: Any) -> str | None:
     return _text(value) or None
 
 
+# An item's Spotify URI: spotify:<type>:<base-62 id>, at most 128 characters (the catalogue's).
+_URI = re.compile(r"spotify:[a-z]{1,19}:[0-9A-Za-z]{1,100}")
+
+
+def _uri(value: Any) -> str | None:
+    """An item's URI, or None for anything else (a `spotify:local:` file's URI with its names,
+    a damaged or overlong value): the record then resolves by its names, as one without a URI."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise SkipRecord("invalid_field")
+    return value if _URI.fullmatch(value) else None
+
+
 def _bool(value: Any) -> bool | None:
     if value is None or type(value) is bool:
         return value
@@ -302,7 +317,7 @@ class Normaliser:
         played_at = _when(get("ts"), _TS, self.latest)
         ms_played = _ms(get("ms_played"))
         track_name = _text(get("master_metadata_track_name"))
-        track_uri = _optional_text(get("spotify_track_uri"))
+        track_uri = _uri(get("spotify_track_uri"))
         if track_name or track_uri:
             info = self._item(
                 _MUSIC,
@@ -313,14 +328,14 @@ class Normaliser:
             )
         else:
             episode_name = _text(get("episode_name"))
-            episode_uri = _optional_text(get("spotify_episode_uri"))
+            episode_uri = _uri(get("spotify_episode_uri"))
             if episode_name or episode_uri:
                 info = self._item(
                     _EPISODE, episode_name, None, get("episode_show_name"), episode_uri
                 )
             else:
                 chapter_name = _text(get("audiobook_chapter_title"))
-                chapter_uri = _optional_text(get("audiobook_chapter_uri"))
+                chapter_uri = _uri(get("audiobook_chapter_uri"))
                 if not (chapter_name or chapter_uri):
                     raise SkipRecord("no_item")
                 info = self._item(_CHAPTER, chapter_name, None, get("audiobook_title"), chapter_uri)
@@ -377,7 +392,8 @@ class Normaliser:
 
 
 def _country(value: Any) -> str:
-    if type(value) is str and len(value) == 2:
+    """A two-letter country code, or '' for anything else."""
+    if type(value) is str and len(value) == 2 and value.isascii() and value.isalpha():
         return value
     return ""
 
@@ -405,7 +421,17 @@ def iter_member(
     archive: zipfile.ZipFile, member: Member, reader_box: list[CountingReader]
 ) -> Iterator[Any]:
     """The raw items of one member, streamed; raise ExportError when it isn't a JSON array of
-    objects or isn't valid JSON. `reader_box` receives the byte-counting reader."""
+    objects, isn't valid JSON or is damaged in the ZIP. `reader_box` receives the byte-counting
+    reader."""
+    try:
+        yield from _items(archive, member, reader_box)
+    except (zipfile.BadZipFile, zlib.error) as exc:
+        raise ExportError(f"{member.name} is damaged in the ZIP: {_short(exc)}.") from None
+
+
+def _items(
+    archive: zipfile.ZipFile, member: Member, reader_box: list[CountingReader]
+) -> Iterator[Any]:
     with archive.open(member.name) as raw:
         head = raw.read(len(_BOM))
         if head != _BOM:
@@ -443,8 +469,6 @@ def iter_member(
             raise ExportError(
                 f"{member.name} is not valid JSON (after {position:,} records): {detail}"
             ) from None
-        except zipfile.BadZipFile as exc:
-            raise ExportError(f"{member.name} is damaged in the ZIP: {exc}.") from None
 
 
 def _short(exc: Exception) -> str:

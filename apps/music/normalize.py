@@ -7,6 +7,9 @@ import unicodedata
 _SPACE = re.compile(r"\s+")
 
 LOCAL_PREFIX = "local:"
+# The catalogue's name_key columns hold this many characters; decomposing can lengthen a name
+# (one ligature becomes up to 18 characters), so keys are cut here, once for every use.
+KEY_MAX = 512
 
 
 def normalize_name(name: str | None) -> str:
@@ -15,7 +18,7 @@ def normalize_name(name: str | None) -> str:
         return ""
     decomposed = unicodedata.normalize("NFKD", name)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SPACE.sub(" ", stripped.casefold()).strip()
+    return _SPACE.sub(" ", stripped.casefold()).strip()[:KEY_MAX].rstrip()
 
 
 def local_track_uri(artist: str | None, track: str | None, album: str | None = None) -> str:

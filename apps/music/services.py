@@ -65,7 +65,7 @@ def _artists(names_and_ids: Iterable[tuple[str, str | None]]) -> dict[str, int]:
 
     found = fetch()
     missing = [
-        Artist(name=name[:512], name_key=key[:512])
+        Artist(name=name[:512], name_key=key)
         for key, (name, _) in wanted.items()
         if key not in found
     ]
@@ -104,7 +104,7 @@ def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKe
 
     found = fetch(wanted)
     missing = [
-        ((info.album_name or "")[:512], key[:512], artist_id)
+        ((info.album_name or "")[:512], key, artist_id)
         for (artist_id, key), info in wanted.items()
         if (artist_id, key) not in found
     ]
@@ -254,10 +254,10 @@ def _upsert_tracks(
         if uri in known or uri in new or (info.uri is None and info.key in by_name):
             continue
         artist = artists.get(normalize_name(info.artist_name))
-        new[uri[:128]] = (
+        new[uri] = (
             info.kind,
             (info.name or "")[:512],
-            normalize_name(info.name)[:512],
+            normalize_name(info.name),
             albums.get((artist, normalize_name(info.album_name))),
             artist,
             info.duration_ms,

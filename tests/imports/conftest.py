@@ -58,7 +58,8 @@ def account(end_time: str, track: str, artist: str, ms: int = 214306) -> dict[st
 def build_zip(files: dict[str, Any], **zip_kwargs: Any) -> bytes:
     """A ZIP of name -> records (JSON-encoded) or raw bytes/str."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, **zip_kwargs) as archive:
+    zip_kwargs = {"compression": zipfile.ZIP_DEFLATED, **zip_kwargs}
+    with zipfile.ZipFile(buffer, "w", **zip_kwargs) as archive:
         for name, content in files.items():
             if isinstance(content, bytes | str):
                 archive.writestr(name, content)

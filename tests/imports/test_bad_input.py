@@ -14,7 +14,7 @@ import pytest
 from apps.history.models import Play
 from apps.imports import services
 from apps.imports.models import ImportJob
-from tests.imports.conftest import build_zip, extended
+from tests.imports.conftest import build_zip, episode, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
 AUDIO_2 = "Spotify Extended Streaming History/Streaming_History_Audio_2025_1.json"
@@ -222,6 +222,26 @@ def test_nan(user, tmp_path):
     )
 
 
+def damage(content: bytes, name: str) -> bytes:
+    """The ZIP with one byte of name's data flipped, its directory intact."""
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        info = archive.getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data = bytearray(content)
+    data[start + info.compress_size // 2] ^= 0xFF
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"]
+)
+def test_a_member_damaged_in_the_zip(user, tmp_path, compression):
+    content = build_zip({AUDIO: GOOD, AUDIO_2: GOOD}, compression=compression)
+    job = run_bytes(user, tmp_path, damage(content, AUDIO_2))
+    assert job.error.startswith(f"{AUDIO_2} is damaged in the ZIP: "), job.error
+    assert_failed(job, job.error)
+
+
 def test_an_empty_file(user, tmp_path):
     job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: b""})
     assert_failed(job, f"{AUDIO_2} is empty: it should hold a JSON array of plays.")
@@ -255,6 +275,82 @@ def test_nul_characters_are_removed_from_strings(user, tmp_path):
     job = run(user, tmp_path, {AUDIO: [extended("2024-03-14T18:00:00Z", track="Bad\u0000Song")]})
     assert job.plays_added == 1
     assert Play.objects.get().track.name == "BadSong"
+
+
+def test_nul_characters_are_removed_from_every_string_field(user, tmp_path, settings):
+    settings.IMPORT_KEEP_SENSITIVE = True
+    nul = "\u0000"
+    records = [
+        extended(
+            "2024-03-14T18:00:00Z",
+            track=f"So{nul}ng",
+            artist=f"Art{nul}ist",
+            album=f"Al{nul}bum",
+            reason_start=f"click{nul}row",
+            reason_end=f"track{nul}done",
+            platform=f"and{nul}roid",
+            conn_country=f"{nul}F",
+            user_agent_decrypted=f"agent{nul}",
+            username=f"{nul}me",
+        ),
+        episode("2024-03-14T19:00:00Z", f"Epi{nul}sode", f"Sh{nul}ow", uri=None),
+    ]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert (job.status, job.plays_added, job.skipped) == ("succeeded", 2, {}), job.error
+    stored = Play.objects.order_by("played_at").values_list(
+        "track__name",
+        "track__primary_artist__name",
+        "track__album__name",
+        "reason_start",
+        "reason_end",
+        "platform",
+        "conn_country",
+        "user_agent",
+        "export_username",
+    )
+    assert list(stored) == [
+        ("Song", "Artist", "Album", "clickrow", "trackdone", "android", "", "agent", "me"),
+        ("Episode", None, "Show", "clickrow", "trackdone", "android", "FR", "", ""),
+    ]
+
+
+def test_uris_that_are_not_an_items_resolve_by_their_names(user, tmp_path):
+    # Too long for the catalogue, a local file's URI with its names, and not a URI at all: each
+    # record keeps its play under a local id made from its names.
+    records = [
+        extended("2024-03-14T18:00:00Z", track="Long", uri="spotify:track:" + "x" * 200),
+        extended("2024-03-14T18:10:00Z", track="Local", uri="spotify:local:Me:Tape:Local:210"),
+        extended("2024-03-14T18:20:00Z", track="Odd", uri="not a uri"),
+        *GOOD,
+    ]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert (job.status, job.plays_added, job.skipped) == ("succeeded", 5, {}), job.error
+    stored = dict(Play.objects.values_list("track__name", "track__uri"))
+    assert {name: uri.startswith("local:") for name, uri in stored.items()} == {
+        "Long": True,
+        "Local": True,
+        "Odd": True,
+        "Example Song": False,
+    }
+
+
+def test_names_that_grow_past_the_limit_once_normalised(user, tmp_path):
+    # U+FDFA decomposes into 18 characters: 100 of them make a 1 800-character key.
+    ligatures = "\ufdfa" * 100
+    records = [
+        extended("2024-03-14T18:00:00Z", track=ligatures, artist=ligatures, album=ligatures),
+        *GOOD,
+    ]
+    job = run(user, tmp_path, {AUDIO: records})
+    assert (job.status, job.plays_added, job.skipped) == ("succeeded", 3, {}), job.error
+    names = Play.objects.filter(played_at__minute=0).values_list(
+        "track__name", "track__primary_artist__name", "track__album__name"
+    )
+    assert list(names) == [(ligatures,) * 3]
+    keys = Play.objects.filter(played_at__minute=0).values_list(
+        "track__name_key", "track__primary_artist__name_key", "track__album__name_key"
+    )
+    assert [tuple(map(len, row)) for row in keys] == [(512, 512, 512)]
 
 
 def test_ten_thousand_character_names_are_skipped(user, tmp_path):
