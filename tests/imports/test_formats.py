@@ -42,6 +42,94 @@ def test_formats_are_detected_by_basename_anywhere(name, fmt):
     assert detect_format(name) == fmt
 
 
+def podcast(end_time: str, episode_name: str, show: str, ms: int = 1_200_000) -> dict[str, Any]:
+    """One Account Data podcast row: no URI, the show in place of an artist."""
+    return {"endTime": end_time, "podcastName": show, "episodeName": episode_name, "msPlayed": ms}
+
+
+def _songs(first: str, second: str, third: str) -> list[dict[str, Any]]:
+    return [
+        extended(first),
+        extended(second, track="Other Song", uri="spotify:track:2"),
+        extended(third, track="Third Song", uri="spotify:track:3"),
+    ]
+
+
+# Per filename form: its format, three distinct plays, and the kind of item they are.
+FORMS = {
+    "Streaming_History_Audio_2024_{n}.json": (
+        "extended",
+        _songs("2024-03-14T18:23:41Z", "2024-03-14T18:27:02Z", "2024-03-15T08:00:00Z"),
+        "music",
+    ),
+    "Streaming_History_Video_2024_{n}.json": (
+        "extended",
+        [
+            episode("2024-03-14T18:23:41Z", "Pilot", "A Show", "spotify:episode:1"),
+            episode("2024-03-14T19:00:00Z", "Second", "A Show", "spotify:episode:2"),
+            episode("2024-03-15T08:00:00Z", "Third", "A Show", "spotify:episode:3"),
+        ],
+        "episode",
+    ),
+    "endsong_{n}.json": (
+        "extended",
+        _songs("2019-10-15T09:03:44Z", "2019-10-15T09:07:00Z", "2019-10-16T07:00:00Z"),
+        "music",
+    ),
+    "StreamingHistory_music_{n}.json": (
+        "account_music",
+        [
+            account("2024-03-14 18:23", "Example Song", "Example Artist"),
+            account("2024-03-14 18:27", "Other Song", "Example Artist"),
+            account("2024-03-15 08:00", "Third Song", "Example Artist"),
+        ],
+        "music",
+    ),
+    "StreamingHistory{n}.json": (
+        "account_music",
+        [
+            account("2019-03-14 18:23", "Example Song", "Example Artist"),
+            account("2019-03-14 18:27", "Other Song", "Example Artist"),
+            account("2019-03-15 08:00", "Third Song", "Example Artist"),
+        ],
+        "music",
+    ),
+    "StreamingHistory_podcast_{n}.json": (
+        "account_podcast",
+        [
+            podcast("2024-03-14 18:23", "Pilot", "A Show"),
+            podcast("2024-03-14 19:00", "Second", "A Show"),
+            podcast("2024-03-15 08:00", "Third", "A Show"),
+        ],
+        "episode",
+    ),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_each_filename_form_imports_exact_counts_deduplicated_within_and_across_files(
+    user, export_zip, form
+):
+    fmt, (a, b, c), kind = FORMS[form]
+    path = export_zip(
+        {
+            "MyData/" + form.format(n=0): [a, b, a],  # a twice in one file
+            "MyData/" + form.format(n=1): [b, c],  # b again in the other file
+        }
+    )
+    job = run(user, path)
+    assert (job.records_seen, job.plays_added, job.duplicates, job.skipped) == (5, 3, 2, {})
+    assert job.formats == [fmt]
+    plays = Play.objects.for_user(user).order_by("played_at")
+    names = [p.track.name for p in plays]
+    assert names == (
+        ["Pilot", "Second", "Third"]
+        if kind == "episode"
+        else ["Example Song", "Other Song", "Third Song"]
+    )
+    assert {p.track.kind for p in plays} == {kind}
+
+
 def test_old_endsong_files_with_decrypted_fields(user, export_zip):
     old = extended(
         "2019-10-15T09:03:44Z",
@@ -182,11 +270,6 @@ def test_a_batch_that_brings_the_real_track_of_a_local_one_it_also_uses(user, ex
     assert job.plays_added == 2
     assert list(Track.objects.values_list("uri", flat=True)) == ["spotify:track:9"]
     assert Play.objects.for_user(user).filter(track__uri="spotify:track:9").count() == 3
-
-
-def podcast(end_time: str, episode_name: str, show: str, ms: int = 1_200_000) -> dict[str, Any]:
-    """One Account Data podcast row: no URI, the show in place of an artist."""
-    return {"endTime": end_time, "podcastName": show, "episodeName": episode_name, "msPlayed": ms}
 
 
 EPISODE_URI = "spotify:episode:hpoO"
