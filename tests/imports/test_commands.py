@@ -13,6 +13,25 @@ from tests.imports.conftest import extended
 AUDIO = "Streaming_History_Audio_2025.json"
 
 
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_import_export_draws_a_progress_bar_on_a_terminal(user, export_zip, settings):
+    settings.IMPORT_BATCH_SIZE = 2
+    records = [extended(f"2025-03-14T18:{minute:02}:00Z") for minute in range(5)]
+    out = Terminal()
+    call_command("import_export", str(export_zip({AUDIO: records})), "--user", "alice", stdout=out)
+    bars, summary = out.getvalue().rsplit("\n", 1)[0].split("\nImport #")
+    drawn = bars.split("\r")[1:]
+    assert drawn[-1] == f"[{'#' * 40}] 100.0%  5 records"
+    # One redraw a batch of two, then once more when the job has finished.
+    counts = [line.rsplit("  ", 1)[1] for line in drawn]
+    assert counts == ["2 records", "4 records", "5 records", "5 records"]
+    assert "plays added: 5" in summary and Play.objects.count() == 5
+
+
 def test_import_export_prints_a_json_summary(user, export_zip):
     path = export_zip(
         {

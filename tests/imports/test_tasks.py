@@ -47,9 +47,9 @@ def upload(client, content: bytes) -> int:
 
 
 @pytest.mark.integration
-@pytest.mark.slow  # starts a worker; needs Redis
+@pytest.mark.slow  # starts a worker; needs PostgreSQL and Redis
 def test_upload_task_counts_then_the_same_zip_adds_nothing(
-    celery_worker, client, user, settings, tmp_path
+    celery_worker, postgres, client, user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
     client.force_login(user)
@@ -78,9 +78,9 @@ def test_upload_task_counts_then_the_same_zip_adds_nothing(
 
 
 @pytest.mark.integration
-@pytest.mark.slow  # starts a worker; needs Redis
+@pytest.mark.slow  # starts a worker; needs PostgreSQL and Redis
 def test_an_import_overlapping_polled_plays_adds_no_duplicates(
-    celery_worker, client, user, settings, tmp_path
+    celery_worker, postgres, client, user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
     song = TrackInfo(
@@ -101,8 +101,10 @@ def test_an_import_overlapping_polled_plays_adds_no_duplicates(
 
 
 @pytest.mark.integration
-@pytest.mark.slow  # starts a worker; needs Redis
-def test_the_watched_folder_imports_each_zip_once(celery_worker, user, settings, tmp_path):
+@pytest.mark.slow  # starts a worker; needs PostgreSQL and Redis
+def test_the_watched_folder_imports_each_zip_once(
+    celery_worker, postgres, user, settings, tmp_path
+):
     settings.IMPORT_WATCH_DIR = str(tmp_path)
     (tmp_path / "alice").mkdir()
     (tmp_path / "nobody").mkdir()

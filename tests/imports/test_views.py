@@ -94,3 +94,22 @@ def test_the_status_endpoint_shows_only_your_own_jobs(client, user, other_user):
     )
     data = json.loads(client.get(reverse("imports:status", args=[job.pk])).content)
     assert (data["status"], data["records"], data["progress"]) == ("running", 0, 40.0)
+
+
+def test_a_failed_import_shows_its_error_on_the_page(
+    client, user, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    client.force_login(user)
+    with django_capture_on_commit_callbacks():
+        upload(client, build_zip({"Userdata.json": b"{}"}))
+    job = ImportJob.objects.get()
+    assert ingest_import.run(job.pk) == "failed"
+    body = client.get("/imports/").content.decode()
+    assert f'<tr class="import-job" id="job-{job.pk}"' in body
+    assert '<td class="job-status">Failed</td>' in body
+    assert (
+        '<span class="job-error">This ZIP holds no Spotify listening history: expected files '
+        "such as Streaming_History_Audio_2024.json (Extended streaming history) or "
+        "StreamingHistory_music_0.json (Account data).</span>"
+    ) in body

@@ -1,7 +1,6 @@
 """`manage.py import_export PATH --user USERNAME [--json]`: the upload's ingest, synchronously."""
 
 import json
-import sys
 import time
 from typing import Any
 
@@ -32,7 +31,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {options['path']}: {exc.strerror or exc}") from None
         started = time.perf_counter()
-        show_bar = not options["json"] and sys.stdout.isatty()
+        show_bar = not options["json"] and self.stdout.isatty()
         job = services.run_import(job_id=job.pk, progress=self._bar if show_bar else None) or job
         seconds = time.perf_counter() - started
         if show_bar:
