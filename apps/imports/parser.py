@@ -469,11 +469,20 @@ def _items(
             raise ExportError(
                 f"{member.name} is not valid JSON (after {position:,} records): {detail}"
             ) from None
+        except UnicodeDecodeError as exc:
+            # Bytes that are not UTF-8, or an escaped half of a surrogate pair: the parser
+            # cannot go on past them.
+            raise ExportError(
+                f"{member.name} holds text that is not valid Unicode (after {position:,} "
+                f"records): {_short(exc)}. Download the export again."
+            ) from None
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    """The first line of an error's message (the JSON parser gives some as bytes)."""
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else exc
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _first_char(reader: CountingReader) -> bytes | None:

@@ -242,6 +242,30 @@ def test_a_member_damaged_in_the_zip(user, tmp_path, compression):
     assert_failed(job, job.error)
 
 
+def file_with_text(text: bytes) -> bytes:
+    """A history file whose second record's track name is the raw JSON text given."""
+    bad = json.dumps(extended("2024-03-14T19:00:00Z", track="@")).encode().replace(b'"@"', text)
+    return b"[" + json.dumps(GOOD[0]).encode() + b"," + bad + b"]"
+
+
+def test_an_escaped_half_of_a_surrogate_pair(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: file_with_text(b'"Bad \\udc00 Song"')})
+    assert job.error.startswith(
+        f"{AUDIO_2} holds text that is not valid Unicode (after 1 records): 'utf-8' codec "
+    ), job.error
+    assert job.error.endswith(". Download the export again.")
+    assert_failed(job, job.error)
+
+
+def test_bytes_that_are_not_utf_8(user, tmp_path):
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: file_with_text(b'"Bad \xff Song"')})
+    assert_failed(
+        job,
+        f"{AUDIO_2} is not valid JSON (after 1 records): lexical error: invalid bytes in UTF8 "
+        "string.",
+    )
+
+
 def test_an_empty_file(user, tmp_path):
     job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: b""})
     assert_failed(job, f"{AUDIO_2} is empty: it should hold a JSON array of plays.")
