@@ -47,61 +47,40 @@ def podcast(end_time: str, episode_name: str, show: str, ms: int = 1_200_000) ->
     return {"endTime": end_time, "podcastName": show, "episodeName": episode_name, "msPlayed": ms}
 
 
-def _songs(first: str, second: str, third: str) -> list[dict[str, Any]]:
-    return [
-        extended(first),
-        extended(second, track="Other Song", uri="spotify:track:2"),
-        extended(third, track="Third Song", uri="spotify:track:3"),
-    ]
+SONGS = ("Example Song", "Other Song", "Third Song")
+EPISODES = ("Pilot", "Second", "Third")
+EXTENDED_TIMES = ("2024-03-14T18:23:41Z", "2024-03-14T18:27:02Z", "2024-03-15T08:00:00Z")
+ACCOUNT_TIMES = ("2024-03-14 18:23", "2024-03-14 18:27", "2024-03-15 08:00")
 
 
-# Per filename form: its format, three distinct plays, and the kind of item they are.
+def _song(when: str, name: str, n: int) -> dict[str, Any]:
+    return extended(when, track=name, uri=f"spotify:track:{n}")
+
+
+def _video(when: str, name: str, n: int) -> dict[str, Any]:
+    return episode(when, name, "A Show", f"spotify:episode:{n}")
+
+
+def _account_song(when: str, name: str, n: int) -> dict[str, Any]:
+    return account(when, name, "Example Artist")
+
+
+def _account_episode(when: str, name: str, n: int) -> dict[str, Any]:
+    return podcast(when, name, "A Show")
+
+
+# Filename form: its format, how one of its records is written, its times, and its items.
 FORMS = {
-    "Streaming_History_Audio_2024_{n}.json": (
-        "extended",
-        _songs("2024-03-14T18:23:41Z", "2024-03-14T18:27:02Z", "2024-03-15T08:00:00Z"),
-        "music",
-    ),
-    "Streaming_History_Video_2024_{n}.json": (
-        "extended",
-        [
-            episode("2024-03-14T18:23:41Z", "Pilot", "A Show", "spotify:episode:1"),
-            episode("2024-03-14T19:00:00Z", "Second", "A Show", "spotify:episode:2"),
-            episode("2024-03-15T08:00:00Z", "Third", "A Show", "spotify:episode:3"),
-        ],
-        "episode",
-    ),
-    "endsong_{n}.json": (
-        "extended",
-        _songs("2019-10-15T09:03:44Z", "2019-10-15T09:07:00Z", "2019-10-16T07:00:00Z"),
-        "music",
-    ),
-    "StreamingHistory_music_{n}.json": (
-        "account_music",
-        [
-            account("2024-03-14 18:23", "Example Song", "Example Artist"),
-            account("2024-03-14 18:27", "Other Song", "Example Artist"),
-            account("2024-03-15 08:00", "Third Song", "Example Artist"),
-        ],
-        "music",
-    ),
-    "StreamingHistory{n}.json": (
-        "account_music",
-        [
-            account("2019-03-14 18:23", "Example Song", "Example Artist"),
-            account("2019-03-14 18:27", "Other Song", "Example Artist"),
-            account("2019-03-15 08:00", "Third Song", "Example Artist"),
-        ],
-        "music",
-    ),
+    "Streaming_History_Audio_2024_{n}.json": ("extended", _song, EXTENDED_TIMES, SONGS),
+    "Streaming_History_Video_2024_{n}.json": ("extended", _video, EXTENDED_TIMES, EPISODES),
+    "endsong_{n}.json": ("extended", _song, EXTENDED_TIMES, SONGS),
+    "StreamingHistory_music_{n}.json": ("account_music", _account_song, ACCOUNT_TIMES, SONGS),
+    "StreamingHistory{n}.json": ("account_music", _account_song, ACCOUNT_TIMES, SONGS),
     "StreamingHistory_podcast_{n}.json": (
         "account_podcast",
-        [
-            podcast("2024-03-14 18:23", "Pilot", "A Show"),
-            podcast("2024-03-14 19:00", "Second", "A Show"),
-            podcast("2024-03-15 08:00", "Third", "A Show"),
-        ],
-        "episode",
+        _account_episode,
+        ACCOUNT_TIMES,
+        EPISODES,
     ),
 }
 
@@ -110,7 +89,10 @@ FORMS = {
 def test_each_filename_form_imports_exact_counts_deduplicated_within_and_across_files(
     user, export_zip, form
 ):
-    fmt, (a, b, c), kind = FORMS[form]
+    fmt, record, times, names = FORMS[form]
+    a, b, c = (
+        record(when, name, n) for n, (when, name) in enumerate(zip(times, names, strict=True))
+    )
     path = export_zip(
         {
             "MyData/" + form.format(n=0): [a, b, a],  # a twice in one file
@@ -121,13 +103,8 @@ def test_each_filename_form_imports_exact_counts_deduplicated_within_and_across_
     assert (job.records_seen, job.plays_added, job.duplicates, job.skipped) == (5, 3, 2, {})
     assert job.formats == [fmt]
     plays = Play.objects.for_user(user).order_by("played_at")
-    names = [p.track.name for p in plays]
-    assert names == (
-        ["Pilot", "Second", "Third"]
-        if kind == "episode"
-        else ["Example Song", "Other Song", "Third Song"]
-    )
-    assert {p.track.kind for p in plays} == {kind}
+    assert [p.track.name for p in plays] == list(names)
+    assert {p.track.kind for p in plays} == {"episode" if names is EPISODES else "music"}
 
 
 def test_old_endsong_files_with_decrypted_fields(user, export_zip):
