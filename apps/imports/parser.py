@@ -470,8 +470,8 @@ def _items(
                 f"{member.name} is not valid JSON (after {position:,} records): {detail}"
             ) from None
         except UnicodeDecodeError as exc:
-            # Bytes that are not UTF-8, or an escaped half of a surrogate pair: the parser
-            # cannot go on past them.
+            # An escaped half of a surrogate pair: the parser cannot go on past it. (Bytes
+            # that are not UTF-8 are a JSONError, above.)
             raise ExportError(
                 f"{member.name} holds text that is not valid Unicode (after {position:,} "
                 f"records): {_short(exc)}. Download the export again."
@@ -480,8 +480,8 @@ def _items(
 
 def _short(exc: Exception) -> str:
     """The first line of an error's message (the JSON parser gives some as bytes)."""
-    message = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else exc
-    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    message = exc.args[0] if exc.args else None
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(exc)
     return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
 
 

@@ -1,10 +1,12 @@
 """The one bulk-insert path: dedup within and across sources, and the merge of better data."""
 
+from dataclasses import fields
 from datetime import UTC, datetime
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.history import ingest
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
 from apps.music.models import Source, Track
@@ -117,3 +119,10 @@ def test_a_local_track_is_never_kept_between_batches(user):
     record = PlayRecord(song(uri=None), at("2025-03-14T18:23:41"), Source.EXPORT_EXTENDED, 1000)
     insert_plays(user=user, records=[record], known_tracks=known)
     assert known == {}
+
+
+def test_the_portable_paths_stored_rows_carry_the_detail_fields_in_order():
+    # The portable path fills them positionally from values_list("pk", "played_at", "source",
+    # *DETAIL_FIELDS): a field added to one and not the other would shift every value.
+    names = tuple(field.name for field in fields(ingest._Stored))
+    assert names == ("pk", "played_at", "source", *ingest.DETAIL_FIELDS)
