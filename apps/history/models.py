@@ -53,7 +53,9 @@ class Play(TrackCopies):
 
     Source = Source
 
-    # No index of its own: the unique (user, track, played_at) index serves lookups by user.
+    # On PostgreSQL both references are checked by triggers a statement at a time, in place of
+    # their foreign keys' check of each row (apps.history.references, migration 0016). The user
+    # has no index of its own: the unique (user, track, played_at) index serves lookups by user.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
     track = models.ForeignKey(Track, on_delete=models.PROTECT)
     played_at = models.DateTimeField()

@@ -1,0 +1,138 @@
+"""On PostgreSQL a play's user and track are checked by triggers (apps.history.references): no play
+refers to a missing row, and no row with plays is deleted under them. (SQLite keeps Django's
+foreign keys.)"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, OperationalError, connection, transaction
+
+from apps.accounts.models import User
+from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.models import Play
+from apps.music.models import Source, Track
+from apps.music.services import TrackInfo
+
+pytestmark = pytest.mark.usefixtures("postgres")
+
+WHEN = datetime(2025, 3, 14, 18, 23, 41, tzinfo=UTC)
+MISSING = 987_654
+
+
+def _insert(user_id: int, track_ids: list[int]) -> None:
+    """One INSERT statement of a play per track, with their tracks' copies, as the bulk paths
+    write them."""
+    rows = ", ".join(["(%s, %s, %s)"] * len(track_ids))
+    params: list[Any] = []
+    for i, track_id in enumerate(track_ids):
+        params += [user_id, track_id, WHEN.replace(minute=i)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO history_play (user_id, track_id, played_at, source, reason_start, "  # noqa: S608
+            "reason_end, platform, conn_country, user_agent, export_username, created_at, "
+            "artist_id, album_id, kind, duration_ms) "
+            "SELECT v.column1, v.column2, v.column3, 'export_extended', '', '', '', '', '', '', "
+            "v.column3, k.primary_artist_id, k.album_id, k.kind, k.duration_ms "
+            f"FROM (VALUES {rows}) v LEFT JOIN music_track k ON k.id = v.column2",
+            params,
+        )
+
+
+def test_a_statement_with_one_play_of_a_missing_track_stores_none(user, make_track):
+    songs = [make_track(f"Song {i}").pk for i in range(3)]
+    with pytest.raises(IntegrityError, match="music_track"), transaction.atomic():
+        _insert(user.pk, [*songs, MISSING])
+    assert Play.objects.count() == 0
+    _insert(user.pk, songs)
+    assert sorted(Play.objects.values_list("track_id", flat=True)) == sorted(songs)
+
+
+def test_a_play_of_a_missing_user_is_refused(make_track):
+    song = make_track().pk
+    with pytest.raises(IntegrityError, match="accounts_user"), transaction.atomic():
+        _insert(MISSING, [song])
+    assert Play.objects.count() == 0
+
+
+def test_a_play_moved_to_a_missing_track_is_refused_and_a_real_move_is_not(
+    user, make_track, make_play
+):
+    song, other = make_track("Song"), make_track("Other")
+    play = make_play(user, song, WHEN)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Play.objects.filter(pk=play.pk).update(track_id=MISSING)
+    Play.objects.filter(pk=play.pk).update(track_id=other.pk, ms_played=1000)
+    play.refresh_from_db()
+    assert (play.track_id, play.ms_played, play.artist_id) == (
+        other.pk,
+        1000,
+        other.primary_artist_id,
+    )
+
+
+def test_a_track_or_user_with_plays_is_not_deleted_under_them(user, make_track, make_play):
+    song = make_track()
+    make_play(user, song, WHEN)
+    for table, pk in (("music_track", song.pk), ("accounts_user", user.pk)):
+        refused = pytest.raises(IntegrityError, match=f'delete on table "{table}"')
+        with refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
+    assert Track.objects.filter(pk=song.pk).exists()
+    assert User.objects.filter(pk=user.pk).exists()
+    user.delete()  # the ORM deletes the user's plays first
+    assert Play.objects.count() == 0
+    song.delete()  # no play refers to it any more
+    assert not Track.objects.exists()
+
+
+def test_a_batch_through_the_insert_path_refers_to_its_rows(user):
+    result = insert_plays(
+        user=user,
+        records=[
+            PlayRecord(TrackInfo(f"Song {i}", "Artist", uri=f"spotify:track:{i}"), WHEN, s)
+            for i, s in enumerate([Source.EXPORT_EXTENDED, Source.API])
+        ],
+    )
+    assert result.added == 2
+    assert set(Play.objects.values_list("track__uri", "user__username")) == {
+        ("spotify:track:0", "alice"),
+        ("spotify:track:1", "alice"),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_track_a_writer_refers_to_waits_for_its_commit_to_be_deleted(
+    user: Any, make_track: Any
+) -> None:
+    """The insert's check locks the tracks it refers to, as a foreign key's does: a delete of
+    one waits for the writer, then finds its plays and is refused."""
+    song = make_track()
+    written, release = threading.Event(), threading.Event()
+
+    def write() -> None:  # a batch in flight, on its own connection
+        try:
+            with transaction.atomic():
+                _insert(user.pk, [song.pk])
+                written.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        assert written.wait(20)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            with pytest.raises(OperationalError, match="lock timeout"):
+                cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
+    finally:
+        release.set()
+        thread.join()
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
+    assert list(Play.objects.values_list("track_id", flat=True)) == [song.pk]
