@@ -577,7 +577,7 @@ WITH ins AS (
     FROM (
         SELECT DISTINCT ON (track_id, played_at) * FROM history_play_stage
         WHERE play_id IS NULL ORDER BY track_id, played_at, seq
-    ) s LEFT JOIN music_track k ON k.id = s.track_id  -- a deleted track fails the FK, loudly
+    ) s LEFT JOIN music_track k ON k.id = s.track_id  -- a deleted track fails its check, loudly
     ON CONFLICT (user_id, track_id, played_at) DO NOTHING
     RETURNING played_at
 )

@@ -201,7 +201,7 @@ class LogEvent(models.Model):
 
 def totals_user() -> models.ForeignKey[Any, Any]:
     """The user of a totals row. Neither it nor TrackTotal's track has a constraint in the
-    database: a totals row is counted from plays, whose own foreign keys are checked in the same
+    database: a totals row is counted from plays, whose own references are checked in the same
     transaction, and checking each new totals row again cost about 7 % of an import (some
     180 000 checks for 200 000 plays). Deleting a user through the ORM still deletes the rows.
     No index of its own: each table's unique index starts with the user."""
