@@ -6,14 +6,16 @@ REQUIRE_SERVICES=1 (as `.ci/run` sets it) a missing service fails the test inste
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts import spotify
@@ -30,6 +32,31 @@ def missing_service(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def in_flight(work: Callable[[], Any]) -> Iterator[None]:
+    """Run `work` in a transaction on another connection (a write in flight) and keep that
+    transaction open while the block runs (tests with transactional_db)."""
+    started, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                started.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert started.wait(20), "the write in flight did not start"
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 @pytest.fixture

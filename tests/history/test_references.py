@@ -4,7 +4,6 @@ foreign keys.)"""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
+from tests.conftest import in_flight
 
 pytestmark = pytest.mark.usefixtures("postgres")
 
@@ -111,28 +111,11 @@ def test_a_track_a_writer_refers_to_waits_for_its_commit_to_be_deleted(
     """The insert's check locks the tracks it refers to, as a foreign key's does: a delete of
     one waits for the writer, then finds its plays and is refused."""
     song = make_track()
-    written, release = threading.Event(), threading.Event()
-
-    def write() -> None:  # a batch in flight, on its own connection
-        try:
-            with transaction.atomic():
-                _insert(user.pk, [song.pk])
-                written.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    try:
-        assert written.wait(20)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL lock_timeout = '300ms'")
-            with pytest.raises(OperationalError, match="lock timeout"):
-                cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
-    finally:
-        release.set()
-        thread.join()
+    batch = in_flight(lambda: _insert(user.pk, [song.pk]))  # on another connection
+    with batch, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '300ms'")
+        with pytest.raises(OperationalError, match="lock timeout"):
+            cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
         cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
     assert list(Play.objects.values_list("track_id", flat=True)) == [song.pk]

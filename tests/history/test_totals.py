@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import zoneinfo
 from collections import Counter
@@ -12,7 +11,6 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
@@ -29,6 +27,7 @@ from apps.history.models import (
 )
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
+from tests.conftest import in_flight
 
 MIN = 30_000
 
@@ -429,21 +428,8 @@ def test_best_days_held_by_a_write_in_flight_are_read_from_plays(
     make_play(user, song, datetime(2026, 3, 2, 10, tzinfo=UTC))
     assert totals.best_days_current(user.pk, "UTC")
     make_play(user, song, datetime(2026, 3, 2, 11, tzinfo=UTC))  # stale again
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:  # a write in flight, on its own connection
-        try:
-            with transaction.atomic():
-                list(TrackTotal.objects.select_for_update().filter(user=user))
-                held.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert held.wait(20)
+    # A write in flight holds the user's totals rows.
+    with in_flight(lambda: list(TrackTotal.objects.select_for_update().filter(user=user))):
         started = time.monotonic()
         assert not totals.best_days_current(user.pk, "UTC")
         window = selectors.resolve_window(user=user, days=0, tz="UTC")
@@ -454,8 +440,5 @@ def test_best_days_held_by_a_write_in_flight_are_read_from_plays(
             date(2026, 3, 2),
             2,
         )
-    finally:
-        release.set()
-        thread.join()
     assert totals.best_days_current(user.pk, "UTC")
     assert TrackTotal.objects.get(user=user).best_day_listens == 2
