@@ -2,9 +2,10 @@
 """Each play's copies of its track's artist, album, kind and length (`Play.artist` and the
 rest), kept equal to music_track's:
 
-- every insert writes them: the insert path's PostgreSQL statement joins the catalogue, its
-  portable path reads the batch's tracks once, and `Play.save` reads its track (a trigger on
-  each insert would cost SQLite a third of its import speed);
+- every insert writes them: the insert path reads the batch's tracks once (its COPY on
+  PostgreSQL, its portable path) or joins the catalogue (its matching statement), and
+  `Play.save` reads its track (a trigger on each insert would cost SQLite a third of its import
+  speed);
 - a play moved to another track (a local track merged into a real one) gets the new track's,
   by trigger, on both databases;
 - an edit of a track (the admin) updates its plays, by trigger. On PostgreSQL that update runs

@@ -13,9 +13,11 @@ new and merges the ones already known:
   record's: an export row still finds its play after an API play merged into it and gave it
   milliseconds, so re-importing an export adds nothing.
 
-On PostgreSQL the batch takes the fast path: COPY into a temporary staging table, then one
-statement matches every row against the stored plays, one merges the matches and one inserts the
-rest with conflict handling. Elsewhere (SQLite) the same rules run in Python.
+On PostgreSQL the batch takes the fast path. The records no stored play is near (a first import,
+a new poll) have nothing to match: they are COPied straight into history_play. The others are
+COPied into a temporary staging table, then one statement matches every row against the stored
+plays, one merges the matches and one inserts the rest with conflict handling. Elsewhere
+(SQLite) the same rules run in Python.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -589,6 +591,137 @@ def _insert_postgresql(
     user: User, source: str, records: Sequence[PlayRecord], track_ids: list[int]
 ) -> InsertResult:
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
+    reach = tolerance + MINUTE
+    with connection.cursor() as cursor:
+        # The stored plays in the batch's time span, if there are no more of them than records:
+        # a first import meets none, or the end of its previous batch.
+        cursor.execute(
+            "SELECT played_at FROM history_play WHERE user_id = %s "
+            "AND played_at BETWEEN %s AND %s ORDER BY played_at LIMIT %s",
+            [
+                user.pk,
+                min(r.played_at for r in records) - reach,
+                max(r.played_at for r in records) + reach,
+                len(records) + 1,
+            ],
+        )
+        stored = [row[0] for row in cursor.fetchall()]
+        if len(stored) > len(records):
+            return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
+        # The records no stored play is near have nothing to match: they are copied straight
+        # into the table. The others (the same time has the same side) are matched.
+        near: list[int] = []
+        clear: list[int] = []
+        for i, record in enumerate(records):
+            j = bisect_left(stored, record.played_at - reach)
+            is_near = j < len(stored) and stored[j] <= record.played_at + reach
+            (near if is_near else clear).append(i)
+        result = InsertResult()
+        if clear:
+            copied = _copy_new(
+                cursor, user, source, [records[i] for i in clear], [track_ids[i] for i in clear]
+            )
+            if copied is None:  # a play was stored meanwhile: match the whole batch
+                return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
+            result.update(copied)
+        if near:
+            result.update(
+                _match_and_insert(
+                    cursor,
+                    user,
+                    source,
+                    [records[i] for i in near],
+                    [track_ids[i] for i in near],
+                    tolerance,
+                )
+            )
+        return result
+
+
+# The columns of history_play a new play is copied into, and their types: those of the staging
+# table (but its seq), its user, source and time stored, and its track's copies.
+_PLAY_COLUMNS = (
+    ("user_id", "int8"),
+    *_STAGE_COLUMNS[1:3],
+    ("source", "text"),
+    *_STAGE_COLUMNS[3:],
+    ("created_at", "timestamptz"),
+    *((name, {"kind": "text", "duration_ms": "int4"}.get(name, "int8")) for name in COPIES),
+)
+_COPY_PLAYS = (
+    f"COPY history_play ({', '.join(name for name, _ in _PLAY_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+
+
+def _copy_new(
+    cursor: Any, user: User, source: str, records: Sequence[PlayRecord], track_ids: list[int]
+) -> InsertResult | None:
+    """COPY a batch that has no stored play near it into history_play: each (track, time) once,
+    the first record of it, with its track's copies. None if a play of it was stored meanwhile
+    (a poll or another import committed it since the check): the batch is then matched."""
+    first: dict[tuple[int, datetime], PlayRecord] = {}
+    for record, track_id in zip(records, track_ids, strict=True):
+        first.setdefault((track_id, record.played_at), record)
+    # Each track's copies (apps.history.copies), its ids sent as one array.
+    cursor.execute(_READ_COPIES, [list({track_id for track_id, _ in first})])
+    copies = {track_id: tuple(row) for track_id, *row in cursor.fetchall()}
+    now = timezone.now()
+    user_id = user.pk
+    try:
+        # In a savepoint, so that the batch's transaction goes on after a clash; errors become
+        # Django's, as cursor.execute makes them: a missing track's (23503) has the batch written
+        # again (apps.imports.services).
+        with (
+            transaction.atomic(),
+            connection.wrap_database_errors,
+            cursor.copy(_COPY_PLAYS) as copy,
+        ):
+            copy.set_types([kind for _, kind in _PLAY_COLUMNS])
+            write = copy.write_row
+            for (track_id, played_at), r in first.items():
+                write(
+                    (
+                        user_id,
+                        track_id,
+                        played_at,
+                        source,
+                        *_details(r),
+                        ip_address(r.ip_addr) if r.ip_addr else None,
+                        r.user_agent,
+                        r.export_username,
+                        now,
+                        # A track deleted meanwhile has none: its check fails the batch.
+                        *copies.get(track_id, _NO_COPIES),
+                    )
+                )
+    except IntegrityError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
+            raise
+        return None
+    times = [played_at for _, played_at in first]
+    return InsertResult(
+        added=len(first),
+        duplicates=len(records) - len(first),
+        earliest=min(times),
+        latest=max(times),
+    )
+
+
+_READ_COPIES = f"SELECT id, {', '.join(COPIES.values())} FROM music_track WHERE id = ANY(%s)"  # noqa: S608 (constants)
+UNIQUE_VIOLATION = "23505"
+_NO_COPIES = (None,) * len(COPIES)
+
+
+def _match_and_insert(
+    cursor: Any,
+    user: User,
+    source: str,
+    records: Sequence[PlayRecord],
+    track_ids: list[int],
+    tolerance: timedelta,
+) -> InsertResult:
+    """Stage the batch, match its rows against the stored plays, merge the matches and insert
+    the rest."""
     params: dict[str, Any] = {
         "user": user.pk,
         "source": source,
@@ -598,46 +731,35 @@ def _insert_postgresql(
         "precision": PRECISION[source],
         "detail": DETAIL[source],
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_CREATE_STAGE)
-        cursor.execute("TRUNCATE history_play_stage")
-        columns = ", ".join(name for name, _ in _STAGE_COLUMNS)
-        with cursor.copy(f"COPY history_play_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([kind for _, kind in _STAGE_COLUMNS])
-            write = copy.write_row
-            for seq, (r, track_id) in enumerate(zip(records, track_ids, strict=True)):
-                write(
-                    (
-                        seq,
-                        track_id,
-                        r.played_at,
-                        *_details(r),
-                        ip_address(r.ip_addr) if r.ip_addr else None,
-                        r.user_agent,
-                        r.export_username,
-                    )
+    cursor.execute(_CREATE_STAGE)
+    cursor.execute("TRUNCATE history_play_stage")
+    columns = ", ".join(name for name, _ in _STAGE_COLUMNS)
+    with cursor.copy(f"COPY history_play_stage ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in _STAGE_COLUMNS])
+        write = copy.write_row
+        for seq, (r, track_id) in enumerate(zip(records, track_ids, strict=True)):
+            write(
+                (
+                    seq,
+                    track_id,
+                    r.played_at,
+                    *_details(r),
+                    ip_address(r.ip_addr) if r.ip_addr else None,
+                    r.user_agent,
+                    r.export_username,
                 )
-        lo = min(r.played_at for r in records) - tolerance - MINUTE
-        hi = max(r.played_at for r in records) + tolerance + MINUTE
-        # A first import meets no stored plays in its time span: skip the matching then.
-        cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM history_play WHERE user_id = %s "
-            "AND played_at BETWEEN %s AND %s)",
-            [user.pk, lo, hi],
-        )
-        merged = 0
-        if cursor.fetchone()[0]:
-            window = _RECORD_WINDOW[source == Source.EXPORT_ACCOUNT]
-            cursor.execute(_MATCH.format(record_window=window, **_FIRST_MATCH), params)
-            for _ in range(_REMATCH_ROUNDS):
-                cursor.execute(_UNSHARE, params)
-                if not cursor.rowcount:
-                    break
-                cursor.execute(_MATCH.format(record_window=window, **_REMATCH), params)
-            cursor.execute(_MERGE_SQL, params)
-            merged = cursor.rowcount
-        cursor.execute(_INSERT, params)
-        added, earliest, latest = cursor.fetchone()
+            )
+    window = _RECORD_WINDOW[source == Source.EXPORT_ACCOUNT]
+    cursor.execute(_MATCH.format(record_window=window, **_FIRST_MATCH), params)
+    for _ in range(_REMATCH_ROUNDS):
+        cursor.execute(_UNSHARE, params)
+        if not cursor.rowcount:
+            break
+        cursor.execute(_MATCH.format(record_window=window, **_REMATCH), params)
+    cursor.execute(_MERGE_SQL, params)
+    merged = cursor.rowcount
+    cursor.execute(_INSERT, params)
+    added, earliest, latest = cursor.fetchone()
     return InsertResult(
         added=added,
         duplicates=len(records) - added,

@@ -1,0 +1,130 @@
+"""The PostgreSQL insert path's COPY: records no stored play is near are copied straight into
+history_play; the others, and a batch that clashes with a play stored meanwhile, are matched."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from apps.history import ingest
+from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.models import Play, TrackTotal
+from apps.music.models import Source, Track
+from apps.music.services import TrackInfo
+
+pytestmark = pytest.mark.usefixtures("postgres")
+
+WHEN = datetime(2025, 3, 14, 18, 23, 41, tzinfo=UTC)
+
+
+def song(name: str, uri: str) -> TrackInfo:
+    return TrackInfo(
+        name=name,
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri=uri,
+        duration_ms=200_000,
+    )
+
+
+ONE = song("One", "spotify:track:1111111111111111111111")
+TWO = song("Two", "spotify:track:2222222222222222222222")
+
+
+def export(info: TrackInfo, when: datetime, ms: int = 180_000) -> PlayRecord:
+    return PlayRecord(info, when, Source.EXPORT_EXTENDED, ms, reason_end="trackdone")
+
+
+def _staged(queries: CaptureQueriesContext) -> bool:
+    return any("history_play_stage" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_batch_near_no_stored_play_is_copied_with_its_tracks_copies(user):
+    records = [
+        export(ONE, WHEN),
+        export(TWO, WHEN + timedelta(minutes=4)),
+        export(ONE, WHEN),  # the same play again: one play
+        export(ONE, WHEN + timedelta(minutes=8), ms=5_000),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        result = insert_plays(user=user, records=records)
+    assert not _staged(queries)
+    assert (result.added, result.duplicates, result.merged) == (3, 1, 0)
+    assert (result.earliest, result.latest) == (WHEN, WHEN + timedelta(minutes=8))
+    one = Track.objects.get(uri=ONE.uri)
+    plays = list(Play.objects.for_user(user).order_by("played_at"))
+    assert [(p.track_id, p.played_at, p.ms_played) for p in plays] == [
+        (one.pk, WHEN, 180_000),
+        (Track.objects.get(uri=TWO.uri).pk, WHEN + timedelta(minutes=4), 180_000),
+        (one.pk, WHEN + timedelta(minutes=8), 5_000),
+    ]
+    assert {(p.artist_id, p.album_id, p.kind, p.duration_ms) for p in plays} == {
+        (one.primary_artist_id, one.album_id, "music", 200_000)
+    }
+    assert all(p.source == Source.EXPORT_EXTENDED and p.reason_end == "trackdone" for p in plays)
+    # The totals' triggers ran on the COPY: two plays of One, one of them a listen.
+    total = TrackTotal.objects.get(user=user, track=one)
+    assert (total.plays, total.short_plays, total.first_play_at) == (2, 1, WHEN)
+
+
+def test_records_near_a_stored_play_are_matched_and_the_rest_copied(user):
+    insert_plays(user=user, records=[PlayRecord(ONE, WHEN + timedelta(seconds=0.4), Source.API)])
+    far = WHEN + timedelta(hours=2)
+    with CaptureQueriesContext(connection) as queries:
+        result = insert_plays(user=user, records=[export(ONE, WHEN), export(TWO, far)])
+    assert _staged(queries)
+    assert (result.added, result.duplicates, result.merged) == (1, 1, 1)
+    assert (result.earliest, result.latest) == (far, far)
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.name, p.played_at, p.ms_played, p.source) for p in plays] == [
+        ("One", WHEN + timedelta(seconds=0.4), 180_000, Source.API),
+        ("Two", far, 180_000, Source.EXPORT_EXTENDED),
+    ]
+
+
+def test_a_play_stored_since_the_check_sends_the_batch_to_matching(
+    transactional_db, user, monkeypatch
+):
+    """Another writer (a poll) commits one of the batch's plays between the look at the stored
+    plays and the COPY: the COPY's clash is undone and the whole batch is matched instead."""
+    insert_plays(user=user, records=[export(ONE, WHEN - timedelta(days=400))])
+    one = Track.objects.get(uri=ONE.uri)
+    copy_new = ingest._copy_new
+
+    def poll_first(*args: Any) -> Any:
+        def store() -> None:
+            try:
+                Play.objects.create(user=user, track=one, played_at=WHEN, source=Source.API)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=store)
+        thread.start()
+        thread.join()
+        return copy_new(*args)
+
+    monkeypatch.setattr(ingest, "_copy_new", poll_first)
+    records = [export(ONE, WHEN), export(TWO, WHEN + timedelta(minutes=5))]
+    with transaction.atomic():
+        result = insert_plays(user=user, records=records)
+        assert connection.in_atomic_block  # the batch's transaction went on
+    assert (result.added, result.duplicates, result.merged) == (1, 1, 1)
+    plays = Play.objects.for_user(user).filter(played_at__gte=WHEN).order_by("played_at")
+    assert [(p.track.name, p.played_at, p.ms_played, p.source) for p in plays] == [
+        ("One", WHEN, 180_000, Source.API),
+        ("Two", WHEN + timedelta(minutes=5), 180_000, Source.EXPORT_EXTENDED),
+    ]
+    assert TrackTotal.objects.get(user=user, track=one).plays == 2
+
+
+def test_a_copied_play_of_a_missing_track_fails_as_a_django_integrity_error(user):
+    """The error the import's retry catches (apps.imports.services._write_batch) when a track
+    was deleted under the batch, as the matching path's INSERT raises it."""
+    with pytest.raises(IntegrityError, match="music_track"), transaction.atomic():
+        ingest._insert_postgresql(user, Source.EXPORT_EXTENDED, [export(ONE, WHEN)], [987_654])
+    assert Play.objects.count() == 0
