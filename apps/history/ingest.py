@@ -593,20 +593,23 @@ def _insert_postgresql(
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     reach = tolerance + MINUTE
     with connection.cursor() as cursor:
-        # The stored plays in the batch's time span, if there are no more of them than records:
-        # a first import meets none, or the end of its previous batch.
+        # The times of the stored plays in the batch's time span, sorted, if they are fewer than
+        # half its records (a first import meets none, or the end of its previous batch); else
+        # None, and the whole batch is matched (a re-import, whose records are mostly known).
         cursor.execute(
-            "SELECT played_at FROM history_play WHERE user_id = %s "
-            "AND played_at BETWEEN %s AND %s ORDER BY played_at LIMIT %s",
-            [
-                user.pk,
-                min(r.played_at for r in records) - reach,
-                max(r.played_at for r in records) + reach,
-                len(records) + 1,
-            ],
+            "SELECT CASE WHEN count(*) <= %(n)s "
+            "THEN coalesce(array_agg(played_at ORDER BY played_at), '{}') END "
+            "FROM (SELECT played_at FROM history_play WHERE user_id = %(user)s "
+            "AND played_at BETWEEN %(lo)s AND %(hi)s LIMIT %(n)s + 1) s",
+            {
+                "user": user.pk,
+                "lo": min(r.played_at for r in records) - reach,
+                "hi": max(r.played_at for r in records) + reach,
+                "n": len(records) // 2,
+            },
         )
-        stored = [row[0] for row in cursor.fetchall()]
-        if len(stored) > len(records):
+        stored = cursor.fetchone()[0]
+        if stored is None:
             return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
         # The records no stored play is near have nothing to match: they are copied straight
         # into the table. The others (the same time has the same side) are matched.

@@ -87,6 +87,18 @@ def test_records_near_a_stored_play_are_matched_and_the_rest_copied(user):
     ]
 
 
+def test_a_batch_whose_span_holds_many_stored_plays_is_matched_whole(user):
+    """A re-import: more stored plays in its span than half its records."""
+    known = [export(ONE, WHEN + timedelta(minutes=4 * i)) for i in range(3)]
+    insert_plays(user=user, records=known)
+    new = export(TWO, WHEN + timedelta(minutes=30))
+    with CaptureQueriesContext(connection) as queries:
+        result = insert_plays(user=user, records=[*known, new])
+    assert _staged(queries)
+    assert (result.added, result.duplicates, result.merged) == (1, 3, 0)
+    assert Play.objects.for_user(user).count() == 4
+
+
 def test_a_play_stored_since_the_check_sends_the_batch_to_matching(
     transactional_db, user, monkeypatch
 ):
