@@ -469,6 +469,17 @@ _CREATE_STAGE = (
 )
 
 
+def _record_columns(r: PlayRecord) -> tuple[Any, ...]:
+    """A record's values for the staging table's columns after its time (_STAGE_COLUMNS[3:]),
+    which both COPYs write."""
+    return (
+        *_details(r),
+        ip_address(r.ip_addr) if r.ip_addr else None,
+        r.user_agent,
+        r.export_username,
+    )
+
+
 def _sql_rank(rank: dict[str, int], column: str) -> str:
     cases = " ".join(f"WHEN '{source}' THEN {value}" for source, value in rank.items())
     return f"(CASE {column} {cases} END)"
@@ -688,10 +699,7 @@ def _copy_new(
                         track_id,
                         played_at,
                         source,
-                        *_details(r),
-                        ip_address(r.ip_addr) if r.ip_addr else None,
-                        r.user_agent,
-                        r.export_username,
+                        *_record_columns(r),
                         now,
                         # A track deleted meanwhile has none: its check fails the batch.
                         *copies.get(track_id, _NO_COPIES),
@@ -741,17 +749,7 @@ def _match_and_insert(
         copy.set_types([kind for _, kind in _STAGE_COLUMNS])
         write = copy.write_row
         for seq, (r, track_id) in enumerate(zip(records, track_ids, strict=True)):
-            write(
-                (
-                    seq,
-                    track_id,
-                    r.played_at,
-                    *_details(r),
-                    ip_address(r.ip_addr) if r.ip_addr else None,
-                    r.user_agent,
-                    r.export_username,
-                )
-            )
+            write((seq, track_id, r.played_at, *_record_columns(r)))
     window = _RECORD_WINDOW[source == Source.EXPORT_ACCOUNT]
     cursor.execute(_MATCH.format(record_window=window, **_FIRST_MATCH), params)
     for _ in range(_REMATCH_ROUNDS):
