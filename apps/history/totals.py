@@ -118,12 +118,14 @@ def _hour_select(rows: str, min_ms: int, sign: int) -> str:
 
 def _zones(rows: str) -> str:
     """(user_id, tz): the zone each user of the rows counts days in, looked up once a user.
-    OFFSET 0 keeps the planner from folding this into the outer query, which would call
-    history_zone (a subtransaction) once a row."""
+    MATERIALIZED runs it once a statement: folded into the outer query it would call
+    history_zone (a subtransaction) once a row, and as the inner side of a nested loop (the
+    plan for a user whose plays the statistics don't know yet, just after their first import)
+    it would read the rows again for each row."""
     return (
-        "(SELECT d.user_id, history_zone(u.timezone) AS tz "
+        "(WITH z AS MATERIALIZED (SELECT d.user_id, history_zone(u.timezone) AS tz "
         f"FROM (SELECT DISTINCT x.user_id FROM {rows} x) d "
-        "JOIN accounts_user u ON u.id = d.user_id OFFSET 0)"
+        "JOIN accounts_user u ON u.id = d.user_id) SELECT * FROM z)"
     )
 
 

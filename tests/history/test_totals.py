@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
@@ -313,6 +314,39 @@ def test_totals_follow_the_insert_path_and_rebuild(postgres: None, user: Any) ->
     TrackTotal.objects.all().delete()
     totals.rebuild()
     assert_exact()
+
+
+def test_a_zone_change_looks_the_zone_up_once_whatever_the_plan(postgres: None, user: Any) -> None:
+    """The day and artist recounts of a zone change read the user's zone once a statement. The
+    plan for a user the statistics don't know yet (just after a first import) is a nested loop
+    with the zone lookup inside; it was run again for each play, reading all the user's plays
+    each time: minutes for a large import, more for larger ones."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    insert_plays(
+        user=user,
+        records=[
+            PlayRecord(
+                track=TrackInfo(name=f"T{i % 5}", artist_name="A", uri=f"spotify:track:z{i % 5}"),
+                played_at=start + timedelta(hours=5 * i),
+                source=Source.EXPORT_EXTENDED,
+                ms_played=200_000,
+            )
+            for i in range(200)
+        ],
+    )
+    with connection.cursor() as cursor:
+        # The plan of unknown statistics, on any statistics: nested loops, nothing kept.
+        for name in ("hashjoin", "mergejoin", "material"):
+            cursor.execute(f"SET LOCAL enable_{name} = off")
+        cursor.execute("SET LOCAL track_functions = 'pl'")
+        User.objects.filter(pk=user.pk).update(timezone="Asia/Tokyo")
+        cursor.execute(
+            "SELECT calls FROM pg_stat_xact_user_functions WHERE funcname = 'history_zone'"
+        )
+        # Days, artists' months, artists' years.
+        assert cursor.fetchone() == (3,)
+    assert_exact()
+    assert DayTotal.objects.filter(user=user).aggregate(n=Sum("plays"))["n"] == 200
 
 
 def test_a_new_threshold_stops_the_totals_until_they_are_rebuilt(
