@@ -32,9 +32,19 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.history import totals
 from apps.history.collection import user_lock
 from apps.history.ingest import API_PLAY_DETAILS, PlayRecord, insert_plays
-from apps.history.models import JobRun, Play, SyncCheckpoint
+from apps.history.models import (
+    ArtistMonthTotal,
+    ArtistYearTotal,
+    DayTotal,
+    HourTotal,
+    JobRun,
+    Play,
+    SyncCheckpoint,
+    TrackTotal,
+)
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
     SOURCE_OF,
@@ -489,6 +499,27 @@ def _write_batch(
     counts.skipped, counts.earliest, counts.latest = skipped, earliest, latest
     for name, value in fields.items():
         setattr(job, name, value)
+
+
+# The tables an import fills, whose planner statistics it brings up to date.
+ANALYZED = (Play, TrackTotal, HourTotal, DayTotal, ArtistMonthTotal, ArtistYearTotal)
+
+
+def after_import(job: ImportJob) -> None:
+    """What follows an import, in the worker and the command: each of the user's tracks' biggest
+    day is counted (apps.history.totals), and on PostgreSQL the plays' and the totals' planner
+    statistics are read again once it added plays.
+
+    Autovacuum reads them only once a tenth of a table has changed, which a user's import on a
+    server with others' plays may never reach. Until then the planner takes the user's plays for
+    a handful, and some analyses run a hundred times slower: comparing two halves of ten years
+    took over 20 s instead of 0.15 s, for the second of two users of 500 000 plays each. ANALYZE
+    reads a fixed sample of each table: 0.6 s for the six there."""
+    totals.refresh_best_days(job.user_id)
+    added = job.status == ImportJob.Status.SUCCEEDED and job.plays_added
+    if added and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {', '.join(m._meta.db_table for m in ANALYZED)}")
 
 
 # How long a failing import waits for a poll of its user to end before cleaning up anyway.

@@ -4,7 +4,6 @@ import logging
 
 from celery import shared_task
 
-from apps.history import totals
 from apps.imports import services
 
 logger = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ def ingest_import(self, job_id: int) -> str:
         raise self.retry(countdown=30) from None
     if job is None:
         return "nothing to do"
-    # The plays are in; count each track's biggest day now rather than at the first question.
-    totals.refresh_best_days(job.user_id)
+    services.after_import(job)
     return job.status
 
 

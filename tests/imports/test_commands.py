@@ -1,10 +1,12 @@
 """`import_export` and `make_demo_export`."""
 
 import json
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from apps.history.models import JobRun, Play
 from apps.imports.models import ImportJob
@@ -110,3 +112,39 @@ def test_make_demo_export_writes_a_realistic_export_that_imports(user, tmp_path)
     kinds = set(Play.objects.values_list("track__kind", flat=True))
     assert kinds == {"music", "episode"}
     assert Play.objects.filter(skipped=True).count() > 2000
+
+
+def _estimated_plays(user_id: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (FORMAT JSON) SELECT id FROM history_play WHERE user_id = %s", [user_id]
+        )
+        plan = cursor.fetchone()[0]
+    return int((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]["Plan Rows"])
+
+
+def test_an_import_brings_the_planners_statistics_up_to_date(
+    postgres, user, other_user, make_track, make_play, export_zip
+):
+    """After an import the planner knows the user's plays (and the totals): without it, a user
+    whose plays the statistics hold none of gets plans for a handful of plays."""
+    song = make_track("Other Song", "Other Artist")
+    for hour in range(30):
+        make_play(other_user, song, datetime(2025, 1, 1, hour % 24, hour, tzinfo=UTC))
+    records = [
+        extended(f"2025-03-{day:02}T18:{minute:02}:00Z")
+        for day in range(1, 29)
+        for minute in range(0, 60, 3)
+    ]
+    call_command(
+        "import_export", str(export_zip({AUDIO: records})), "--user", "alice", stdout=StringIO()
+    )
+    assert Play.objects.filter(user=user).count() == 560
+    assert _estimated_plays(user.pk) == 560
+    assert _estimated_plays(other_user.pk) == 30
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'history_tracktotal' "
+            "AND attname = 'user_id'"
+        )
+        assert cursor.fetchone() == (1,)

@@ -8,7 +8,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from apps.accounts.models import User
-from apps.history import totals
 from apps.imports import services
 from apps.imports.models import ImportJob
 
@@ -36,7 +35,7 @@ class Command(BaseCommand):
         seconds = time.perf_counter() - started
         if show_bar:
             self.stdout.write("")
-        totals.refresh_best_days(user.pk)  # as the worker does after an import
+        services.after_import(job)  # as the worker does
         summary = services.job_summary(job)
         summary["seconds"] = round(seconds, 3)
         if options["json"]:
