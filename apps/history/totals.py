@@ -29,6 +29,7 @@ HOUR_TABLE = "history_hourtotal"
 DAY_TABLE = "history_daytotal"
 MONTH_TABLE = "history_artistmonthtotal"
 YEAR_TABLE = "history_artistyeartotal"
+TABLES = (TRACK_TABLE, HOUR_TABLE, DAY_TABLE, MONTH_TABLE, YEAR_TABLE)
 # Each artist table and its period, also its key column.
 ARTIST_TABLES = ((MONTH_TABLE, "month"), (YEAR_TABLE, "year"))
 # The sums of music plays both HourTotal and DayTotal keep (see _music_sums).
@@ -432,11 +433,7 @@ def _recount_sql(min_ms: int, user_id: int | None) -> list[str]:
     where = "" if user_id is None else f" WHERE user_id = {int(user_id)}"
     rows = "(SELECT * FROM history_play" + where + ")"
     return [
-        f"DELETE FROM {TRACK_TABLE}{where}",
-        f"DELETE FROM {HOUR_TABLE}{where}",
-        f"DELETE FROM {DAY_TABLE}{where}",
-        f"DELETE FROM {MONTH_TABLE}{where}",
-        f"DELETE FROM {YEAR_TABLE}{where}",
+        *(f"DELETE FROM {table}{where}" for table in TABLES),
         _apply(rows, min_ms, 1),
         _best_recount(f"(SELECT user_id, track_id FROM {TRACK_TABLE}{where})", min_ms) + ";",
     ]

@@ -35,16 +35,7 @@ from apps.accounts.models import User
 from apps.history import totals
 from apps.history.collection import user_lock
 from apps.history.ingest import API_PLAY_DETAILS, PlayRecord, insert_plays
-from apps.history.models import (
-    ArtistMonthTotal,
-    ArtistYearTotal,
-    DayTotal,
-    HourTotal,
-    JobRun,
-    Play,
-    SyncCheckpoint,
-    TrackTotal,
-)
+from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob
 from apps.imports.parser import (
     SOURCE_OF,
@@ -501,10 +492,6 @@ def _write_batch(
         setattr(job, name, value)
 
 
-# The tables an import fills, whose planner statistics it brings up to date.
-ANALYZED = (Play, TrackTotal, HourTotal, DayTotal, ArtistMonthTotal, ArtistYearTotal)
-
-
 def after_import(job: ImportJob) -> None:
     """What follows an import, in the worker and the command: each of the user's tracks' biggest
     day is counted (apps.history.totals), and on PostgreSQL the plays' and the totals' planner
@@ -519,7 +506,7 @@ def after_import(job: ImportJob) -> None:
     added = job.status == ImportJob.Status.SUCCEEDED and job.plays_added
     if added and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {', '.join(m._meta.db_table for m in ANALYZED)}")
+            cursor.execute(f"ANALYZE {', '.join((Play._meta.db_table, *totals.TABLES))}")
 
 
 # How long a failing import waits for a poll of its user to end before cleaning up anyway.
