@@ -15,6 +15,7 @@ from apps.accounts.forms import DeleteDataForm, TimezoneForm, TokenForm
 from apps.accounts.models import User
 from apps.accounts.spotify import SpotifyError
 from apps.history import collection
+from apps.history import services as history_services
 from apps.history.models import Play
 from apps.imports.models import ImportJob
 from apps.mcp import selectors as token_selectors
@@ -163,6 +164,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     form = TimezoneForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        if "timezone" in form.changed_data:
+            history_services.request_best_days(user_id=user.pk)
         messages.success(request, f"Time zone saved: {user.timezone}.")
         return redirect("settings")
     status = selectors.collection_status(user=user, recent=0)

@@ -24,6 +24,12 @@ def purge_old_log_events() -> int:
     return deleted
 
 
+@shared_task(acks_late=True, time_limit=600, soft_time_limit=540)
+def refresh_best_days(user_id: int) -> int:
+    """Count the user's stale biggest days (see apps.history.totals), so no question waits."""
+    return totals.refresh_best_days(user_id)
+
+
 @shared_task(bind=True, acks_late=True, time_limit=300, soft_time_limit=270)
 def poll_user(self, user_id: int) -> str | None:
     """Poll one user's recently played list. Retries after a 429 pause or a Spotify outage;
