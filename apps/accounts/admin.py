@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
@@ -13,6 +15,7 @@ from apps.accounts.spotify_admin import (
     CollectionColumnsMixin,
     NeedsReauthFilter,
 )
+from apps.history import services as history_services
 
 
 @admin.register(User)
@@ -35,6 +38,11 @@ class UserAdmin(CollectionColumnsMixin, BaseUserAdmin):
     list_select_related = ["spotify", "sync_checkpoint"]
     actions = COLLECTION_ACTIONS
     fieldsets = (*BaseUserAdmin.fieldsets, ("Listening", {"fields": ["timezone"]}))  # type: ignore[misc]
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "timezone" in form.changed_data:
+            history_services.request_best_days(user_id=obj.pk)
 
     # The per-user analytics page, linked from the change page's object tools
     # (templates/admin/accounts/user/change_form.html).

@@ -105,3 +105,29 @@ def test_no_token_appears_on_the_account_page(admin_client, user, connect_fake):
     assert account.refresh_token.reveal() not in page
     assert account.refresh_token.ciphertext not in page
     assert User.objects.count() == 2  # alice and the admin
+
+
+def test_a_zone_changed_in_the_admin_queues_the_biggest_days_recount(
+    admin_client, user, django_capture_on_commit_callbacks
+):
+    joined = user.date_joined
+    data = {
+        "username": user.username,
+        "email": user.email,
+        "is_active": "on",
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "timezone": "Asia/Tokyo",
+    }
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(f"{USERS}{user.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert user.timezone == "Asia/Tokyo"
+    assert [c.__code__.co_names for c in callbacks] == [("refresh_best_days", "delay")]
+
+    # Another change than the zone queues nothing.
+    with django_capture_on_commit_callbacks() as callbacks:
+        admin_client.post(f"{USERS}{user.pk}/change/", {**data, "email": "a@example.org"})
+    user.refresh_from_db()
+    assert (user.email, callbacks) == ("a@example.org", [])
