@@ -7,6 +7,7 @@ normalised to one `PlayRecord` (see `apps.history.ingest`), or skipped with a re
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import re
@@ -219,12 +220,6 @@ def _uri(value: Any) -> str | None:
     return value if _URI.fullmatch(value) else None
 
 
-def _bool(value: Any) -> bool | None:
-    if value is None or type(value) is bool:
-        return value
-    raise SkipRecord("invalid_field")
-
-
 def _ms(value: Any) -> int | None:
     if value is None:
         return None
@@ -280,7 +275,11 @@ class Normaliser:
 
     The records of one item share one TrackInfo, and repeated values (platforms, reasons) one
     string: a batch in memory then holds each name once instead of once a play, which keeps an
-    import's memory low with large batches."""
+    import's memory low with large batches.
+
+    Most records of an export repeat a song and details seen before. `songs` and `details` map
+    their raw values to what those normalise to, so a repeat is checked once: only strings and
+    None (JSON's) are ever kept as keys, and no other JSON value equals one of those."""
 
     keep_sensitive: bool = field(default_factory=lambda: settings.IMPORT_KEEP_SENSITIVE)
     latest: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=1))
@@ -288,6 +287,13 @@ class Normaliser:
         default_factory=dict
     )
     strings: dict[str, str] = field(default_factory=dict)
+    # (track name, album artist, album, track URI) as an Extended record gives them -> the
+    # song (`items` holds the other items).
+    songs: dict[tuple[Any, Any, Any, Any], TrackInfo] = field(default_factory=dict)
+    # (reason_start, reason_end, platform, conn_country) as given -> the values kept.
+    details: dict[tuple[Any, Any, Any, Any], tuple[str, str, str, str]] = field(
+        default_factory=dict
+    )
 
     def _item(self, kind: str, name: str, owner: Any, album: Any, uri: str | None) -> TrackInfo:
         """The TrackInfo of an item, the same object for each of its records. `owner` is the
@@ -311,47 +317,80 @@ class Normaliser:
             shared = strings[value] = value
         return shared
 
+    def _extended_item(self, raw: dict[str, Any], song: tuple[Any, Any, Any, Any]) -> TrackInfo:
+        """The item of an Extended record that is not a known song: checked field by field."""
+        get = raw.get
+        track_name = _text(song[0])
+        track_uri = _uri(song[3])
+        if track_name or track_uri:
+            # Kept in `songs` alone: its raw key already holds the names.
+            info = TrackInfo(
+                track_name, _optional_text(song[1]), _optional_text(song[2]), track_uri, _MUSIC
+            )
+            _remember(self.songs, song, info)
+            return info
+        episode_name = _text(get("episode_name"))
+        episode_uri = _uri(get("spotify_episode_uri"))
+        if episode_name or episode_uri:
+            return self._item(_EPISODE, episode_name, None, get("episode_show_name"), episode_uri)
+        chapter_name = _text(get("audiobook_chapter_title"))
+        chapter_uri = _uri(get("audiobook_chapter_uri"))
+        if not (chapter_name or chapter_uri):
+            raise SkipRecord("no_item")
+        return self._item(_CHAPTER, chapter_name, None, get("audiobook_title"), chapter_uri)
+
+    def _new_details(self, given: tuple[Any, Any, Any, Any]) -> tuple[str, str, str, str]:
+        shared = self._shared
+        details = (
+            shared(_text(given[0], 32)),  # reason_start
+            shared(_text(given[1], 32)),  # reason_end
+            shared(_text(given[2], 128)),  # platform
+            shared(_country(given[3])),  # conn_country
+        )
+        _remember(self.details, given, details)
+        return details
+
     def extended(self, raw: dict[str, Any]) -> PlayRecord:
-        # The hot loop of an import: a local `get` and positional arguments save a quarter.
+        # The hot loop of an import: local names, positional arguments and the lookups of
+        # repeated values by their raw form (see the class) save most of its time.
         get = raw.get
         played_at = _when(get("ts"), _TS, self.latest)
-        ms_played = _ms(get("ms_played"))
-        track_name = _text(get("master_metadata_track_name"))
-        track_uri = _uri(get("spotify_track_uri"))
-        if track_name or track_uri:
-            info = self._item(
-                _MUSIC,
-                track_name,
-                get("master_metadata_album_artist_name"),
-                get("master_metadata_album_album_name"),
-                track_uri,
-            )
-        else:
-            episode_name = _text(get("episode_name"))
-            episode_uri = _uri(get("spotify_episode_uri"))
-            if episode_name or episode_uri:
-                info = self._item(
-                    _EPISODE, episode_name, None, get("episode_show_name"), episode_uri
-                )
-            else:
-                chapter_name = _text(get("audiobook_chapter_title"))
-                chapter_uri = _uri(get("audiobook_chapter_uri"))
-                if not (chapter_name or chapter_uri):
-                    raise SkipRecord("no_item")
-                info = self._item(_CHAPTER, chapter_name, None, get("audiobook_title"), chapter_uri)
-        shared = self._shared
+        ms_played = get("ms_played")
+        if type(ms_played) is not int or not 0 <= ms_played <= MAX_MS_PLAYED:
+            ms_played = _ms(ms_played)
+        song = (
+            get("master_metadata_track_name"),
+            get("master_metadata_album_artist_name"),
+            get("master_metadata_album_album_name"),
+            get("spotify_track_uri"),
+        )
+        info = _known(self.songs, song)
+        if info is None:
+            info = self._extended_item(raw, song)
+        given = (get("reason_start"), get("reason_end"), get("platform"), get("conn_country"))
+        details = _known(self.details, given)
+        if details is None:
+            details = self._new_details(given)
+        skipped, shuffle, offline = get("skipped"), get("shuffle"), get("offline")
+        if (
+            (skipped is not None and type(skipped) is not bool)
+            or (shuffle is not None and type(shuffle) is not bool)
+            or (offline is not None and type(offline) is not bool)
+        ):
+            raise SkipRecord("invalid_field")
+        reason_start, reason_end, platform, conn_country = details
         record = PlayRecord(
             info,
             played_at,
             _EXTENDED,
             ms_played,
-            shared(_text(get("reason_start"), 32)),  # reason_start
-            shared(_text(get("reason_end"), 32)),  # reason_end
-            _bool(get("skipped")),
-            _bool(get("shuffle")),
-            _bool(get("offline")),
-            shared(_text(get("platform"), 128)),
-            shared(_country(get("conn_country"))),
+            reason_start,
+            reason_end,
+            skipped,
+            shuffle,
+            offline,
+            platform,
+            conn_country,
         )
         # offline_timestamp (seconds, milliseconds, 0 or null) is read but not stored: `ts`
         # is the end of the play whatever the mode.
@@ -389,6 +428,24 @@ class Normaliser:
             ACCOUNT_MUSIC: self.account_music,
             ACCOUNT_PODCAST: self.account_podcast,
         }[fmt]
+
+
+def _known(cache: dict[Any, Any], given: tuple[Any, ...]) -> Any:
+    """What `given` (raw values) normalised to before, or None. A list or object among them
+    can't be a key: it is checked, and refused, the long way."""
+    try:
+        return cache.get(given)
+    except TypeError:
+        return None
+
+
+def _remember(cache: dict[Any, Any], given: tuple[Any, ...], value: Any) -> None:
+    """Keep what `given` normalised to; not when a list or object is among them (a country
+    that is one is read as none)."""
+    if len(cache) >= SHARED_MAX:
+        cache.clear()
+    with contextlib.suppress(TypeError):
+        cache[given] = value
 
 
 def _country(value: Any) -> str:
