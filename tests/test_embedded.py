@@ -1,14 +1,19 @@
 """The embedded default end to end: the Procfile's web, worker and beat on SQLite and Celery's
 filesystem broker in a temporary folder, as `make run` starts them."""
 
+import http.cookiejar
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -160,7 +165,6 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
 def test_the_commands_json_output_is_json_alone(embedded_env, tmp_path):
     """`import_export --json` and `call_tool` print JSON that a script can parse: the logs go
     to standard error, not into the output."""
-    import zipfile
 
     from tests.imports.conftest import extended
 
@@ -197,3 +201,111 @@ def test_empty_service_urls_are_the_embedded_default(embedded_env, tmp_path):
     out = manage(env, "shell", "-c", f"from django.conf import settings; {shown}")
     last = out.strip().splitlines()[-1]
     assert last.split() == [str(tmp_path / "var" / "db.sqlite3"), "filesystem://localhost/"]
+
+
+def _signed_in(base: str) -> tuple[str, str]:
+    """Sign in as bob; the session's Cookie header and the upload page's CSRF token."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def token(page: str) -> str:
+        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert match, page[:500]
+        return match.group(1)
+
+    with opener.open(f"{base}/accounts/login/") as r:
+        form = {"csrfmiddlewaretoken": token(r.read().decode()), "login": "bob"}
+    form["password"] = "Listen-2026-x"
+    request = urllib.request.Request(
+        f"{base}/accounts/login/",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    with opener.open(request) as r:
+        assert r.url == f"{base}/", r.url
+    with opener.open(f"{base}/imports/") as r:
+        csrf = token(r.read().decode())
+    return "; ".join(f"{c.name}={c.value}" for c in jar), csrf
+
+
+def test_an_upload_slower_than_the_web_timeout_is_kept_and_the_site_answers_meanwhile(
+    embedded_env, tmp_path
+):
+    """An export sent over a slow line takes longer than gunicorn's worker timeout (30 s; 2 s
+    here): the Procfile's web server must neither kill the request nor stop serving others
+    while it is read."""
+    from tests.imports.conftest import extended
+
+    manage(embedded_env, "migrate", "--no-input")
+    create = (
+        "from apps.accounts.models import User; "
+        "User.objects.create_user('bob', password='Listen-2026-x')"
+    )
+    manage(embedded_env, "shell", "-c", create)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        records = [extended(f"2025-03-14T18:{m:02d}:00Z", track=f"Song {m}") for m in range(60)]
+        archive.writestr("Streaming_History_Audio_2025.json", json.dumps(records))
+    port = free_port()
+    env = {**embedded_env, "GUNICORN_CMD_ARGS": "--timeout 2"}
+    log = (tmp_path / "web.log").open("w")
+    web = subprocess.Popen(
+        [str(BIN / "honcho"), "start", "--port", str(port), "web"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: get_json(f"{base}/healthz")[0] in (200, 503), 60, "the web server")
+        cookie, csrf = _signed_in(base)
+        boundary = "export-boundary"
+        body = (
+            (
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                f'name="csrfmiddlewaretoken"\r\n\r\n{csrf}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                'filename="my_spotify_data.zip"\r\nContent-Type: application/zip\r\n\r\n'
+            ).encode()
+            + buffer.getvalue()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as upload:
+            upload.sendall(
+                (
+                    f"POST /imports/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
+                    f"Referer: {base}/imports/\r\n"
+                    f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+            )
+            started = time.monotonic()
+            answers = []
+            parts = 12
+            for i in range(parts):  # about 6 s in all, three times the timeout
+                upload.sendall(body[i * len(body) // parts : (i + 1) * len(body) // parts])
+                time.sleep(0.5)
+                if i % 4 == 1:
+                    asked = time.monotonic()
+                    answers.append((get_json(f"{base}/healthz")[0], time.monotonic() - asked))
+            reply = upload.recv(4096).decode(errors="replace")
+        assert time.monotonic() - started > 5
+        assert reply.startswith("HTTP/1.1 302"), reply[:300]
+        location = re.search(r"Location: (\S+)", reply)
+        assert location and location.group(1).startswith("/imports/?job="), reply[:300]
+        # Another request was answered while the upload was being read.
+        assert [status for status, _ in answers] == [503, 503, 503]  # no worker runs here
+        assert max(seconds for _, seconds in answers) < 2, answers
+        job = (
+            "from apps.imports.models import ImportJob; "
+            "j = ImportJob.objects.get(); print(j.user.username, j.status, j.file.size)"
+        )
+        username, status, size = manage(embedded_env, "shell", "-c", job).split()[-3:]
+        assert (username, status, int(size)) == ("bob", "pending", len(buffer.getvalue()))
+    finally:
+        os.killpg(web.pid, signal.SIGINT)
+        web.wait(timeout=30)
+        log.close()
+    assert "WORKER TIMEOUT" not in (tmp_path / "web.log").read_text()
