@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import IO
 
 import pytest
 from cryptography.fernet import Fernet
@@ -74,6 +75,18 @@ def manage(env, *args: str) -> str:
     return result.stdout
 
 
+def start(env: dict[str, str], port: int, log: IO[str], *processes: str) -> subprocess.Popen:
+    """The Procfile's processes, as `make run` starts them, in a session of their own."""
+    return subprocess.Popen(
+        [str(BIN / "honcho"), "start", "--port", str(port), *processes],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def get_json(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -89,14 +102,7 @@ def test_web_worker_and_beat_run_a_task_through_the_filesystem_broker(embedded_e
     assert (tmp_path / "var" / "db.sqlite3").exists()
     port = free_port()
     log = (tmp_path / "honcho.log").open("w")
-    honcho = subprocess.Popen(
-        [str(BIN / "honcho"), "start", "--port", str(port), "web", "worker", "beat"],
-        cwd=settings.BASE_DIR,
-        env=embedded_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    honcho = start(embedded_env, port, log, "web", "worker", "beat")
     try:
         health = f"http://127.0.0.1:{port}/healthz"
         _, body = wait_for(
@@ -249,14 +255,7 @@ def test_an_upload_slower_than_the_web_timeout_is_kept_and_the_site_answers_mean
     port = free_port()
     env = {**embedded_env, "GUNICORN_CMD_ARGS": "--timeout 2"}
     log = (tmp_path / "web.log").open("w")
-    web = subprocess.Popen(
-        [str(BIN / "honcho"), "start", "--port", str(port), "web"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    web = start(env, port, log, "web")
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: get_json(f"{base}/healthz")[0] in (200, 503), 60, "the web server")
