@@ -355,9 +355,7 @@ class Normaliser:
         # repeated values by their raw form (see the class) save most of its time.
         get = raw.get
         played_at = _when(get("ts"), _TS, self.latest)
-        ms_played = get("ms_played")
-        if type(ms_played) is not int or not 0 <= ms_played <= MAX_MS_PLAYED:
-            ms_played = _ms(ms_played)
+        ms_played = _ms(get("ms_played"))
         song = (
             get("master_metadata_track_name"),
             get("master_metadata_album_artist_name"),
