@@ -251,6 +251,7 @@ class _Stored:
     reads (a batch's worth of them stays small, unlike model instances)."""
 
     pk: int
+    track_id: int
     played_at: datetime
     source: str
     ms_played: int | None
@@ -301,12 +302,21 @@ def _insert_portable(
     # than the few plays of other tracks it would leave out.
     lo = min(r.played_at for r in records) - reach
     hi = max(r.played_at for r in records) + reach
-    existing: dict[int, _Near] = defaultdict(_Near)
     near_plays = Play.objects.for_user(user).filter(played_at__gte=lo, played_at__lte=hi)
-    for track_id, *stored in near_plays.values_list(
-        "track_id", "pk", "played_at", "source", *DETAIL_FIELDS
+    stored = [
+        _Stored(*row)
+        for row in near_plays.values_list("pk", "track_id", "played_at", "source", *DETAIL_FIELDS)
+    ]
+    # The plays of the tracks of one name identity are together: an Account Data row is matched
+    # against all of them (see _name_identities).
+    group: dict[int, object] = {}
+    if any(r.source == Source.EXPORT_ACCOUNT for r in records) or any(
+        p.source == Source.EXPORT_ACCOUNT for p in stored
     ):
-        existing[track_id].add(_Stored(*stored))
+        group = _name_identities({*track_ids, *(p.track_id for p in stored)})
+    existing: dict[object, _Near] = defaultdict(_Near)
+    for known in stored:
+        existing[group.get(known.track_id, known.track_id)].add(known)
 
     to_create: list[tuple[PlayRecord, int]] = []
     pending: dict[int, int] = {}  # id() of a record to create -> its place in to_create
@@ -314,10 +324,16 @@ def _insert_portable(
     # id() of each play that took a record of this batch -> that record's time: it takes no
     # other but at its own time, or a repeat of that record.
     taken: dict[int, datetime] = {}
+
+    def track_of(play: _Stored | PlayRecord) -> int:
+        return play.track_id if isinstance(play, _Stored) else to_create[pending[id(play)]][1]
+
     for record, track_id in zip(records, track_ids, strict=True):
-        near = existing[track_id]
+        near = existing[group.get(track_id, track_id)]
         match = None
         for play in near.between(record.played_at - reach, record.played_at + reach):
+            if track_id != track_of(play) and not _one_names_its_track(play, record):
+                continue
             if not is_same_play(
                 play.played_at, play.source, record.played_at, record.source, tolerance
             ):
@@ -346,19 +362,28 @@ def _insert_portable(
             near.add(match)
             pending[id(match)] = i
             to_create[i] = (match, to_create[i][1])
+        match_track = track_of(match)
         taken.setdefault(id(match), record.played_at)
         old_at, old_source = match.played_at, match.source
         changed = merge_into(match, record)
-        if "played_at" in changed:
-            if near.holds(match.played_at, other_than=match):
-                # Another play already holds that exact time: keep the old one, and its source.
-                match.played_at, match.source = old_at, old_source
-                changed = [name for name in changed if name not in ("played_at", "source")]
+        # A play that takes the record's source takes its track too (below): an Extended row
+        # into an Account Data play of another track of the same name.
+        moves = "source" in changed and match_track != track_id
+        if ("played_at" in changed or moves) and near.holds(match.played_at, other_than=match):
+            # Another play already holds that exact time: keep the old one, and its source.
+            match.played_at, match.source = old_at, old_source
+            changed = [name for name in changed if name not in ("played_at", "source")]
+        elif "played_at" in changed:
+            new_at, match.played_at = match.played_at, old_at
+            near.remove(match)
+            match.played_at = new_at
+            near.add(match)
+        if "source" in changed and moves:
+            if isinstance(match, _Stored):
+                match.track_id = track_id
+                changed.append("track_id")
             else:
-                new_at, match.played_at = match.played_at, old_at
-                near.remove(match)
-                match.played_at = new_at
-                near.add(match)
+                to_create[pending[id(match)]] = (match, track_id)
         if changed and isinstance(match, _Stored):
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
@@ -372,6 +397,28 @@ def _insert_portable(
         times = [r.played_at for r, _ in to_create]
         result.earliest, result.latest = min(times), max(times)
     return result
+
+
+def _one_names_its_track(play: _Stored | PlayRecord, record: PlayRecord) -> bool:
+    """Whether exactly one of a play and a record is an Account Data row: such a row names its
+    track by artist and name alone, so it matches a play of any track of that name."""
+    return (play.source == Source.EXPORT_ACCOUNT) != (record.source == Source.EXPORT_ACCOUNT)
+
+
+def _name_identities(track_ids: set[int]) -> dict[int, object]:
+    """Each track's name identity, as Account Data rows name a track: its kind, owner (the
+    artist of a song, the show of an episode) and normalised name. Tracks of one identity are
+    versions of one song (a single and its album, say); a track with no owner is its own."""
+    found: dict[int, object] = {}
+    ordered = sorted(track_ids)
+    for i in range(0, len(ordered), _CHUNK):
+        rows = Track.objects.filter(pk__in=ordered[i : i + _CHUNK]).values_list(
+            "pk", "kind", "primary_artist_id", "album_id", "name_key"
+        )
+        for pk, kind, artist, album, name_key in rows:
+            owner = artist if kind == Track.Kind.MUSIC else album
+            found[pk] = pk if owner is None else (kind, owner, name_key)
+    return found
 
 
 _COLUMNS = (
@@ -492,22 +539,35 @@ _TRUNC_UNIT: dict[str, str] = {
 }
 
 # For each staged row, the stored play it is: the same time at the row's precision, else the
-# nearest play of another source whose window overlaps (see is_same_play). {rows} narrows the
-# rows and {free} the plays, for the rematch of the rows _UNSHARE took a play from.
+# nearest play of another source whose window overlaps (see is_same_play). A play of the row's
+# track, or, when one of the two is an Account Data row, of another track of the same name
+# identity (see _name_identities); that second branch runs only when %(names)s is true (see
+# _match_and_insert). {rows} narrows the rows and {free} the plays, for the rematch of the rows
+# _UNSHARE took a play from.
 _MATCH = """
 UPDATE history_play_stage s SET play_id = (
-    SELECT p.id FROM history_play p
-    WHERE p.user_id = %(user)s AND p.track_id = s.track_id {free}
-      AND p.played_at >= s.played_at - %(reach)s AND p.played_at <= s.played_at + %(reach)s
-      AND (
-        date_trunc(%(unit)s, p.played_at) = s.played_at
+    SELECT p.id FROM (
+        SELECT p.id, p.played_at, p.source FROM history_play p
+        WHERE p.user_id = %(user)s AND p.track_id = s.track_id {free}
+          AND p.played_at >= s.played_at - %(reach)s AND p.played_at <= s.played_at + %(reach)s
+        UNION ALL
+        SELECT p.id, p.played_at, p.source
+        FROM music_track k
+        JOIN music_track o ON o.kind = k.kind AND o.name_key = k.name_key AND o.id <> k.id
+            AND CASE WHEN k.kind = 'music' THEN o.primary_artist_id = k.primary_artist_id
+                     ELSE o.album_id = k.album_id END
+        JOIN history_play p ON p.user_id = %(user)s AND p.track_id = o.id {free}
+          AND p.played_at >= s.played_at - %(reach)s AND p.played_at <= s.played_at + %(reach)s
+        WHERE %(names)s AND k.id = s.track_id
+          AND (p.source = 'export_account') <> (%(source)s = 'export_account')
+    ) p
+    WHERE date_trunc(%(unit)s, p.played_at) = s.played_at
         OR (p.source <> %(source)s AND (
             {record_window}
             OR CASE WHEN p.source = 'export_account'
                     THEN s.played_at >= p.played_at AND s.played_at < p.played_at + interval '60 s'
                     ELSE s.played_at BETWEEN p.played_at - %(tol)s AND p.played_at + %(tol)s END
         ))
-      )
     ORDER BY date_trunc(%(unit)s, p.played_at) = s.played_at DESC,
              abs(extract(epoch FROM p.played_at - s.played_at)), p.id
     LIMIT 1
@@ -535,8 +595,8 @@ _RECORD_WINDOW = {
 }
 
 # Fold each matched row into its play, keeping the better data (see merge_into): a more precise
-# time unless another play of the track already holds it, and with it the row's source when
-# the row's details are better too.
+# time unless another play of the track already holds it, and with it the row's source, and
+# track, when the row's details are better too.
 # Built from constants only.
 _MERGE = f"""
 WITH m AS (
@@ -545,26 +605,29 @@ WITH m AS (
 ), n AS (
     SELECT p.id,
         CASE WHEN t.adopt THEN m.played_at ELSE p.played_at END AS played_at,
-        CASE WHEN t.adopt AND %(detail)s > {_sql_rank(DETAIL, "p.source")} THEN %(source)s
-             ELSE p.source END AS source,
+        CASE WHEN t.adopt AND w.better THEN %(source)s ELSE p.source END AS source,
+        CASE WHEN t.adopt AND w.better THEN m.track_id ELSE p.track_id END AS track_id,
         {{details}}
     FROM history_play p JOIN m ON p.id = m.play_id
+    CROSS JOIN LATERAL (SELECT %(detail)s > {_sql_rank(DETAIL, "p.source")} AS better) w
     CROSS JOIN LATERAL (SELECT %(precision)s > {_sql_rank(PRECISION, "p.source")}
-        AND (p.played_at = m.played_at OR NOT EXISTS (
-            SELECT 1 FROM history_play q WHERE q.user_id = p.user_id
-            AND q.track_id = p.track_id AND q.played_at = m.played_at)) AS adopt) t
+        AND NOT EXISTS (
+            SELECT 1 FROM history_play q WHERE q.user_id = p.user_id AND q.id <> p.id
+            AND q.track_id = CASE WHEN w.better THEN m.track_id ELSE p.track_id END
+            AND q.played_at = m.played_at) AS adopt) t
 )
-UPDATE history_play p SET played_at = n.played_at, source = n.source, {{assign}}
+UPDATE history_play p SET played_at = n.played_at, source = n.source, track_id = n.track_id,
+    {{assign}}
 FROM n WHERE p.id = n.id
-  AND (p.played_at, p.source, {{old}}) IS DISTINCT FROM (n.played_at, n.source, {{new}})
+  AND (p.played_at, p.source, p.track_id, {{old}})
+      IS DISTINCT FROM (n.played_at, n.source, n.track_id, {{new}})
 """  # noqa: S608
 _TEXT_DETAILS = {"reason_start", "reason_end", "platform", "conn_country"}
 
 
 def _merge_sql() -> str:
-    better = f"%(detail)s > {_sql_rank(DETAIL, 'p.source')}"
     details = ",\n        ".join(
-        f"CASE WHEN {better} THEN COALESCE("
+        "CASE WHEN w.better THEN COALESCE("
         + (f"NULLIF(m.{name}, '')" if name in _TEXT_DETAILS else f"m.{name}")
         + f", p.{name}) ELSE p.{name} END AS {name}"
         for name in DETAIL_FIELDS
@@ -742,6 +805,21 @@ def _match_and_insert(
         "precision": PRECISION[source],
         "detail": DETAIL[source],
     }
+    # Whether plays of other tracks of the same name can match (_MATCH's second branch): the
+    # batch is Account Data, or Account Data plays are stored in its time span.
+    if source == Source.EXPORT_ACCOUNT:
+        params["names"] = True
+    else:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM history_play WHERE user_id = %s "
+            "AND source = 'export_account' AND played_at BETWEEN %s AND %s)",
+            [
+                user.pk,
+                min(r.played_at for r in records) - params["reach"],
+                max(r.played_at for r in records) + params["reach"],
+            ],
+        )
+        params["names"] = cursor.fetchone()[0]
     cursor.execute(_CREATE_STAGE)
     cursor.execute("TRUNCATE history_play_stage")
     columns = ", ".join(name for name, _ in _STAGE_COLUMNS)

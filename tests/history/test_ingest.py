@@ -122,7 +122,7 @@ def test_a_local_track_is_never_kept_between_batches(user):
 
 
 def test_the_portable_paths_stored_rows_carry_the_detail_fields_in_order():
-    # The portable path fills them positionally from values_list("pk", "played_at", "source",
-    # *DETAIL_FIELDS): a field added to one and not the other would shift every value.
+    # The portable path fills them positionally from values_list("pk", "track_id", "played_at",
+    # "source", *DETAIL_FIELDS): a field added to one and not the other would shift every value.
     names = tuple(field.name for field in fields(ingest._Stored))
-    assert names == ("pk", "played_at", "source", *ingest.DETAIL_FIELDS)
+    assert names == ("pk", "track_id", "played_at", "source", *ingest.DETAIL_FIELDS)

@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.db import connection
 
-from apps.history.models import Play
+from apps.history.models import Play, TrackTotal
 from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.imports.parser import detect_format
@@ -247,6 +248,53 @@ def test_a_batch_that_brings_the_real_track_of_a_local_one_it_also_uses(user, ex
     assert job.plays_added == 2
     assert list(Track.objects.values_list("uri", flat=True)) == ["spotify:track:9"]
     assert Play.objects.for_user(user).filter(track__uri="spotify:track:9").count() == 3
+
+
+SINGLE, ALBUM = "spotify:track:5ingleVersion00000000", "spotify:track:A1bumVersion000000000"
+
+
+@pytest.mark.parametrize("account_first", [False, True], ids=["extended_first", "account_first"])
+def test_an_account_data_row_matches_a_play_of_any_track_of_its_artist_and_name(
+    user, export_zip, account_first
+):
+    """One song played from its single and from its album: two tracks with one artist and
+    name. Account Data names neither, so each of its rows is the play of either that ended in
+    its minute, whichever export comes first; the plays keep the Extended tracks and seconds."""
+    extended_zip = export_zip(
+        {
+            "Streaming_History_Audio_2024.json": [
+                extended("2024-01-01T10:00:30Z", "Song", "Artist", "Single", SINGLE, ms=200_000),
+                extended("2024-01-01T12:00:30Z", "Song", "Artist", "Album", ALBUM, ms=190_000),
+            ]
+        }
+    )
+    account_zip = export_zip(
+        {
+            "StreamingHistory_music_0.json": [
+                account("2024-01-01 10:00", "Song", "Artist", ms=200_000),
+                account("2024-01-01 12:00", "Song", "Artist", ms=190_000),
+            ]
+        }
+    )
+    first, second = (account_zip, extended_zip) if account_first else (extended_zip, account_zip)
+    assert run(user, first).plays_added == 2
+    job = run(user, second)
+    assert (job.plays_added, job.duplicates) == (0, 2)
+    expected = [
+        (SINGLE, datetime(2024, 1, 1, 10, 0, 30, tzinfo=UTC), "export_extended", 200_000),
+        (ALBUM, datetime(2024, 1, 1, 12, 0, 30, tzinfo=UTC), "export_extended", 190_000),
+    ]
+    plays = Play.objects.for_user(user).order_by("played_at")
+    assert [(p.track.uri, p.played_at, p.source, p.ms_played) for p in plays] == expected
+    assert not Track.objects.filter(uri__startswith="local:").exists()
+    # Both exports again add nothing.
+    for path in (extended_zip, account_zip):
+        again = run(user, path)
+        assert (again.plays_added, again.duplicates) == (0, 2)
+    assert [(p.track.uri, p.played_at, p.source, p.ms_played) for p in plays.all()] == expected
+    if connection.vendor == "postgresql":  # the totals followed the play to its track
+        totals = TrackTotal.objects.filter(user=user).values_list("track__uri", "plays")
+        assert sorted(totals) == [(SINGLE, 1), (ALBUM, 1)]
 
 
 EPISODE_URI = "spotify:episode:hpoO"
