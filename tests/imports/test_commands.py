@@ -95,6 +95,25 @@ def test_import_export_prints_a_readable_summary_and_fails_on_a_bad_zip(user, tm
     assert ImportJob.objects.get().status == "failed"
 
 
+def test_import_export_refuses_while_another_import_of_the_user_runs(user, export_zip):
+    running = ImportJob.objects.create(
+        user=user,
+        original_name="earlier.zip",
+        status=ImportJob.Status.RUNNING,
+        started_at=datetime(2025, 3, 14, tzinfo=UTC),
+    )
+    path = export_zip({AUDIO: [extended("2025-03-14T18:23:41Z")]})
+    with pytest.raises(CommandError) as raised:
+        call_command("import_export", str(path), "--user", "alice", stdout=StringIO())
+    assert str(raised.value) == (
+        "Another import of alice is running or waiting to resume. "
+        "Nothing was imported; run this again after it."
+    )
+    # No job is left behind for a worker to run later, and no play was added.
+    assert list(ImportJob.objects.values_list("pk", flat=True)) == [running.pk]
+    assert not Play.objects.exists()
+
+
 def test_import_export_names_an_unknown_user(db, tmp_path):
     with pytest.raises(CommandError, match=r"No user named 'zed'\."):
         call_command("import_export", str(tmp_path / "x.zip"), "--user", "zed")

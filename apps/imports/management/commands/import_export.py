@@ -31,7 +31,13 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {options['path']}: {exc.strerror or exc}") from None
         started = time.perf_counter()
         show_bar = not options["json"] and self.stdout.isatty()
-        job = services.run_import(job_id=job.pk, progress=self._bar if show_bar else None) or job
+        try:
+            done = services.run_import(job_id=job.pk, progress=self._bar if show_bar else None)
+        except services.UserBusy as exc:
+            # Never claimed: nothing of it ran. Left pending, a worker would run it later.
+            job.delete()
+            raise CommandError(f"{exc} Nothing was imported; run this again after it.") from None
+        job = done or job
         seconds = time.perf_counter() - started
         if show_bar:
             self.stdout.write("")
