@@ -264,9 +264,20 @@ def ingest_export(
             job.plays_added,
             job.duplicates,
         )
+        _discard_upload(job)
         if progress:
             progress(job)
     return job
+
+
+def _discard_upload(job: ImportJob) -> None:
+    """Delete an imported upload: its plays are stored, and it holds what imports drop (IP
+    addresses, user agents, the export's username), unless IMPORT_KEEP_SENSITIVE keeps them. A
+    failed job keeps its file, to be run again; a local file (the command, the watched folder)
+    is the operator's."""
+    if job.file and not settings.IMPORT_KEEP_SENSITIVE:
+        job.file.delete(save=False)
+        ImportJob.objects.filter(pk=job.pk).update(file="")
 
 
 class _Counts:

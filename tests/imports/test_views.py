@@ -1,11 +1,13 @@
 """The /imports/ page: upload, list, the size limit, CSRF and the JSON status endpoint."""
 
 import json
+from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from apps.history.models import Play
 from apps.imports.models import ImportJob
 from apps.imports.tasks import ingest_import
 from tests.imports.conftest import build_zip, extended
@@ -48,10 +50,12 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
         len(content),
         "pending",
     )
-    with open(job.file.path, "rb") as stored:
-        assert stored.read() == content
+    stored = Path(job.file.path)
+    assert stored.read_bytes() == content
 
     assert ingest_import.run(job.pk) == "succeeded"
+    # Imported, the ZIP is deleted: it holds the IP addresses and the rest that imports drop.
+    assert not stored.exists() and ImportJob.objects.get().file.name == ""
     body = client.get("/imports/").content.decode()
     assert "2 records: 1 plays added, 0 already known, 1 skipped" in body
     assert "Skipped: 1 with ms_played not a number, negative or over 24 hours." in body
@@ -63,6 +67,21 @@ def test_uploading_stores_the_zip_creates_a_job_and_queues_the_ingest(
         1,
         100.0,
     )
+
+
+def test_an_imported_upload_is_kept_only_with_import_keep_sensitive(
+    client, user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    settings.IMPORT_KEEP_SENSITIVE = True
+    client.force_login(user)
+    content = build_zip({AUDIO: [extended("2025-03-14T18:23:41Z", ip_addr="192.0.2.1")]})
+    upload(client, content)
+    job = ImportJob.objects.get()
+    assert ingest_import.run(job.pk) == "succeeded"
+    job.refresh_from_db()
+    assert Path(job.file.path).read_bytes() == content
+    assert str(Play.objects.get().ip_addr) == "192.0.2.1"
 
 
 def test_an_upload_over_the_limit_is_refused_from_its_length(client, user, settings):
