@@ -534,10 +534,28 @@ def _items(
 
 
 def _short(exc: Exception) -> str:
-    """The first line of an error's message (the JSON parser gives some as bytes)."""
+    """The first line of an error's message (the JSON parser gives some as bytes), and the word
+    the JSON parser stopped at, when it shows the line: `NaN`, say."""
     message = exc.args[0] if exc.args else None
     text = message.decode(errors="replace") if isinstance(message, bytes) else str(exc)
-    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+    lines = text.strip("\n").splitlines()
+    first = (lines[0].strip() if lines else "") or type(exc).__name__
+    # The parser's picture: the line of JSON, then "(right here) ------^" under where it
+    # stopped. Only a bare word is shown (a string is never where it stops), so no value of
+    # the record (an IP address) is repeated in the message.
+    if len(lines) >= 3 and lines[2].endswith("^"):
+        line = lines[1]
+        start = min(len(lines[2]) - 1, len(line))
+        while start > 0 and _WORD_CHAR.match(line[start - 1]):  # back to the word's start
+            start -= 1
+        word = _BARE_WORD.match(line, start)
+        if word:
+            return f"{first.rstrip('.')}: {word.group()}"[:200]
+    return first[:200]
+
+
+_WORD_CHAR = re.compile(r"[\w\-]")
+_BARE_WORD = re.compile(r"-?[A-Za-z_]\w{0,19}")
 
 
 def _first_char(reader: CountingReader) -> bytes | None:

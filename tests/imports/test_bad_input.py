@@ -218,8 +218,24 @@ def test_nan(user, tmp_path):
     job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: bad})
     assert_failed(
         job,
-        f"{AUDIO_2} is not valid JSON (after 0 records): lexical error: invalid char in json text.",
+        f"{AUDIO_2} is not valid JSON (after 0 records): lexical error: invalid char in json "
+        "text: NaN",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Infinity", "lexical error: invalid char in json text: Infinity"),
+        ("undefined", "lexical error: invalid char in json text: undefined"),
+        # Only a bare word is repeated: never a value of the record, such as an IP address.
+        ("192.168.1.1", "lexical error: invalid char in json text."),
+    ],
+)
+def test_invalid_json_names_the_word_it_stopped_at(user, tmp_path, value, shown):
+    bad = json.dumps(GOOD).replace("214306", value, 1)
+    job = run(user, tmp_path, {AUDIO: GOOD, AUDIO_2: bad})
+    assert_failed(job, f"{AUDIO_2} is not valid JSON (after 0 records): {shown}")
 
 
 def damage(content: bytes, name: str) -> bytes:
