@@ -86,6 +86,10 @@ class PlayRecord:
         return (self.played_at - tolerance, self.played_at + tolerance)
 
 
+# What a merge may change of a stored play: InsertResult.merged_from holds them as they were.
+PLAY_STATE = ("track_id", "played_at", "source", *DETAIL_FIELDS)
+
+
 @dataclass(slots=True)
 class InsertResult:
     added: int = 0
@@ -93,11 +97,15 @@ class InsertResult:
     merged: int = 0
     earliest: datetime | None = None
     latest: datetime | None = None
+    # Each stored play that a record changed, as it was: (id, *PLAY_STATE). A failed import
+    # puts back those that were stored before it began.
+    merged_from: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
     def update(self, other: InsertResult) -> None:
         self.added += other.added
         self.duplicates += other.duplicates
         self.merged += other.merged
+        self.merged_from += other.merged_from
         for when in (other.earliest, other.latest):
             if when is not None:
                 self.earliest = min(self.earliest or when, when)
@@ -365,6 +373,7 @@ def _insert_portable(
         match_track = track_of(match)
         taken.setdefault(id(match), record.played_at)
         old_at, old_source = match.played_at, match.source
+        was = _state(match) if isinstance(match, _Stored) else None
         changed = merge_into(match, record)
         # A play that takes the record's source takes its track too (below): an Extended row
         # into an Account Data play of another track of the same name.
@@ -385,6 +394,8 @@ def _insert_portable(
             else:
                 to_create[pending[id(match)]] = (match, track_id)
         if changed and isinstance(match, _Stored):
+            if was is not None and match.pk not in to_update:
+                result.merged_from.append(was)
             fields = to_update.setdefault(match.pk, (match, set()))[1]
             fields.update(changed)
             result.merged += 1
@@ -397,6 +408,11 @@ def _insert_portable(
         times = [r.played_at for r, _ in to_create]
         result.earliest, result.latest = min(times), max(times)
     return result
+
+
+def _state(play: _Stored) -> tuple[Any, ...]:
+    """A stored play's id and PLAY_STATE."""
+    return (play.pk, play.track_id, play.played_at, play.source, *_details(play))
 
 
 def _one_names_its_track(play: _Stored | PlayRecord, record: PlayRecord) -> bool:
@@ -607,7 +623,8 @@ WITH m AS (
         CASE WHEN t.adopt THEN m.played_at ELSE p.played_at END AS played_at,
         CASE WHEN t.adopt AND w.better THEN %(source)s ELSE p.source END AS source,
         CASE WHEN t.adopt AND w.better THEN m.track_id ELSE p.track_id END AS track_id,
-        {{details}}
+        {{details}},
+        {{was}}
     FROM history_play p JOIN m ON p.id = m.play_id
     CROSS JOIN LATERAL (SELECT %(detail)s > {_sql_rank(DETAIL, "p.source")} AS better) w
     CROSS JOIN LATERAL (SELECT %(precision)s > {_sql_rank(PRECISION, "p.source")}
@@ -621,6 +638,7 @@ UPDATE history_play p SET played_at = n.played_at, source = n.source, track_id =
 FROM n WHERE p.id = n.id
   AND (p.played_at, p.source, p.track_id, {{old}})
       IS DISTINCT FROM (n.played_at, n.source, n.track_id, {{new}})
+RETURNING n.id, {{returned}}
 """  # noqa: S608
 _TEXT_DETAILS = {"reason_start", "reason_end", "platform", "conn_country"}
 
@@ -637,6 +655,9 @@ def _merge_sql() -> str:
         assign=", ".join(f"{name} = n.{name}" for name in DETAIL_FIELDS),
         old=", ".join(f"p.{name}" for name in DETAIL_FIELDS),
         new=", ".join(f"n.{name}" for name in DETAIL_FIELDS),
+        # The play as it was (InsertResult.merged_from).
+        was=", ".join(f"p.{name} AS was_{name}" for name in PLAY_STATE),
+        returned=", ".join(f"n.was_{name}" for name in PLAY_STATE),
     )
 
 
@@ -836,13 +857,14 @@ def _match_and_insert(
             break
         cursor.execute(_MATCH.format(record_window=window, **_REMATCH), params)
     cursor.execute(_MERGE_SQL, params)
-    merged = cursor.rowcount
+    merged_from = cursor.fetchall()
     cursor.execute(_INSERT, params)
     added, earliest, latest = cursor.fetchone()
     return InsertResult(
         added=added,
         duplicates=len(records) - added,
-        merged=merged,
+        merged=len(merged_from),
         earliest=earliest,
         latest=latest,
+        merged_from=merged_from,
     )

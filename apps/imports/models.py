@@ -109,3 +109,34 @@ class ImportJob(models.Model):
         self.error = reason
         self.finished_at = timezone.now()
         self.save(update_fields=["status", "error", "finished_at"])
+
+
+class MergedPlay(models.Model):
+    """A play stored before an import began, as it was before the import merged a record into
+    it (a better time, the export's details, a track of the same name): a failed import puts it
+    back, so nothing of the import stays; a finished one drops these rows. The fields are
+    `apps.history.ingest.PLAY_STATE`."""
+
+    # No index of its own: the unique (job, play_id) index serves lookups by job.
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No foreign keys: plays are deleted in bulk (a user's data), with no cascade to look up.
+    play_id = models.BigIntegerField()
+    track_id = models.BigIntegerField()
+    played_at = models.DateTimeField()
+    source = models.CharField(max_length=16)
+    ms_played = models.PositiveIntegerField(null=True)
+    reason_start = models.CharField(max_length=32, blank=True)
+    reason_end = models.CharField(max_length=32, blank=True)
+    skipped = models.BooleanField(null=True)
+    shuffle = models.BooleanField(null=True)
+    offline = models.BooleanField(null=True)
+    platform = models.CharField(max_length=128, blank=True)
+    conn_country = models.CharField(max_length=2, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "play_id"], name="mergedplay_once_a_job")
+        ]
+
+    def __str__(self) -> str:
+        return f"Import #{self.job_id}: play {self.play_id} before it"

@@ -34,9 +34,9 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.history import totals
 from apps.history.collection import user_lock
-from apps.history.ingest import API_PLAY_DETAILS, PlayRecord, insert_plays
+from apps.history.ingest import API_PLAY_DETAILS, PLAY_STATE, PlayRecord, insert_plays
 from apps.history.models import JobRun, Play, SyncCheckpoint
-from apps.imports.models import ImportJob
+from apps.imports.models import ImportJob, MergedPlay
 from apps.imports.parser import (
     SOURCE_OF,
     ExportContents,
@@ -265,9 +265,24 @@ def ingest_export(
             job.duplicates,
         )
         _discard_upload(job)
+        MergedPlay.objects.filter(job=job).delete()
         if progress:
             progress(job)
     return job
+
+
+def _keep_merged_from(job: ImportJob, merged_from: list[tuple[Any, ...]]) -> None:
+    """Keep the plays a batch changed that are not the job's own, as they were, for
+    fail_import to put back: those stored before the job began, and a poll's since (the job's
+    own are of an export source, and removed whole). The first change of each is kept; a later
+    batch's would start from the job's."""
+    floor = job.play_id_floor or 0  # set when the job was claimed
+    rows = []
+    for pk, *state in merged_from:
+        fields = dict(zip(PLAY_STATE, state, strict=True))
+        if pk <= floor or fields["source"] == Source.API:
+            rows.append(MergedPlay(job=job, play_id=pk, **fields))
+    MergedPlay.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _discard_upload(job: ImportJob) -> None:
@@ -465,6 +480,7 @@ def _write_batch(
                         cursor.execute("SET LOCAL synchronous_commit = off")
                 if batch:
                     result = insert_plays(user=job.user, records=batch, known_tracks=known_tracks)
+                    _keep_merged_from(job, result.merged_from)
                     added += result.added
                     duplicates += result.duplicates
                     lo = min(r.played_at for r in batch)
@@ -525,7 +541,8 @@ FAIL_LOCK_WAIT_SECONDS = 60.0
 
 
 def fail_import(*, job: ImportJob, reason: str) -> None:
-    """End a job as failed and remove the plays it added, so nothing half-written stays.
+    """End a job as failed, remove the plays it added and put back those it merged into, so
+    nothing half-written stays.
 
     It holds the user's collection lock meanwhile, so no poll folds a play into one of those
     plays as they go. A poll before it may have: such a play took the API's millisecond time
@@ -544,6 +561,7 @@ def fail_import(*, job: ImportJob, reason: str) -> None:
             )
             earliest = added.aggregate(earliest=Min("played_at"))["earliest"]
             removed, _ = added.delete()
+            _put_back_merged(job)
             if earliest is not None:
                 # A folded API play may lie up to the tolerance before the play it went into.
                 rewind = earliest - timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
@@ -559,6 +577,25 @@ def fail_import(*, job: ImportJob, reason: str) -> None:
     logger.warning(
         "Import %s of %s failed: %s (%d plays removed)", job.pk, job.user, reason, removed
     )
+
+
+# The plays an import merged into, as they were: one statement for them all (UPDATE ... FROM,
+# on both databases). A play keeps its track if its old one is gone: a local track that a real
+# one of the same name took over since (apps.music.services.merge_local_tracks), with its plays.
+_PUT_BACK = (
+    "UPDATE history_play SET track_id = CASE WHEN EXISTS "  # noqa: S608 (constants only)
+    "(SELECT 1 FROM music_track k WHERE k.id = m.track_id) "
+    "THEN m.track_id ELSE history_play.track_id END, "
+    + ", ".join(f"{name} = m.{name}" for name in PLAY_STATE if name != "track_id")
+    + " FROM imports_mergedplay m WHERE m.job_id = %s AND history_play.id = m.play_id"
+)
+
+
+def _put_back_merged(job: ImportJob) -> None:
+    """Put the plays stored before the import back as they were before it merged into them."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PUT_BACK, [job.pk])
+    MergedPlay.objects.filter(job=job).delete()
 
 
 @contextlib.contextmanager

@@ -8,12 +8,17 @@ import io
 import json
 import os
 import zipfile
+from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
-from apps.history.models import Play
+from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.models import Play, TrackTotal
 from apps.imports import services
-from apps.imports.models import ImportJob
+from apps.imports.models import ImportJob, MergedPlay
+from apps.music.models import Source
+from apps.music.services import TrackInfo
 from tests.imports.conftest import build_zip, episode, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
@@ -46,6 +51,82 @@ def assert_failed(job: ImportJob, message: str) -> None:
     job.refresh_from_db()
     assert (job.plays_added, job.earliest_play, job.latest_play) == (0, None, None)
     assert Play.objects.count() == 0
+
+
+def test_a_failed_import_puts_back_the_plays_it_merged_into(user, tmp_path):
+    """Stored before the import: an API play, and an Account Data play of the same song. The
+    import merges into both (the export's details; an Extended row of the song's album version
+    takes the Account Data play, with its second and track), then fails: both are as they were."""
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    api_at = datetime(2024, 3, 14, 10, 0, 30, 306000, tzinfo=UTC)
+    account_at = datetime(2024, 3, 14, 12, 0, tzinfo=UTC)
+    insert_plays(user=user, records=[PlayRecord(song, api_at, Source.API)])
+    nameless = TrackInfo(name="Example Song", artist_name="Example Artist")
+    insert_plays(
+        user=user, records=[PlayRecord(nameless, account_at, Source.EXPORT_ACCOUNT, 180_000)]
+    )
+    state = ("track__uri", "played_at", "source", "ms_played", "reason_end", "platform")
+    before = list(Play.objects.order_by("played_at").values_list(*state))
+    assert before == [
+        (song.uri, api_at, "api", None, "", ""),
+        (song.uri, account_at, "export_account", 180_000, "", ""),
+    ]
+    merging = [
+        extended("2024-03-14T10:00:30Z", ms=123_456),
+        extended("2024-03-14T12:00:30Z", album="Album", uri="spotify:track:A1bum", ms=190_000),
+    ]
+    job = run(user, tmp_path, {AUDIO: merging, AUDIO_2: '[{"ts": "2024-03-15T0'})
+    assert job.status == ImportJob.Status.FAILED and "is truncated" in job.error
+    assert list(Play.objects.order_by("played_at").values_list(*state)) == before
+    assert not MergedPlay.objects.exists()
+    if connection.vendor == "postgresql":  # the totals followed the plays back
+        totals = TrackTotal.objects.values_list("track__uri", "plays", "ms_long")
+        assert list(totals) == [(song.uri, 2, 180_000)]
+
+
+def test_a_failed_import_puts_back_a_play_whose_local_track_was_taken_over(user, tmp_path):
+    """A play of a local track (no URI) took an Extended row, then a later batch brought the
+    song's real track, which took over the local one and its plays: put back, the play keeps
+    the real track."""
+    nameless = TrackInfo(name="Example Song", artist_name="Example Artist")
+    account_at = datetime(2024, 3, 14, 12, 0, tzinfo=UTC)
+    insert_plays(
+        user=user, records=[PlayRecord(nameless, account_at, Source.EXPORT_ACCOUNT, 180_000)]
+    )
+    assert Play.objects.get().track.uri.startswith("local:")
+    records = [
+        extended("2024-03-14T12:00:30Z", uri=None, ms=190_000),  # the local track's play
+        extended("2024-03-14T13:00:00Z", track="Other Song", uri="spotify:track:2"),
+        extended("2024-03-14T14:00:00Z"),  # the real track, in the second batch
+        extended("2024-03-14T15:00:00Z", track="Other Song", uri="spotify:track:2"),
+    ]
+    job = run(user, tmp_path, {AUDIO: records, AUDIO_2: '[{"ts": "2024-03-15T0'})
+    assert job.status == ImportJob.Status.FAILED and "is truncated" in job.error
+    played = Play.objects.values_list("track__uri", "played_at", "source", "ms_played")
+    assert list(played) == [
+        ("spotify:track:4uLU6hMCjMI75M1A2tKUQC", account_at, "export_account", 180_000)
+    ]
+    assert not MergedPlay.objects.exists()
+
+
+def test_a_finished_import_keeps_what_it_merged(user, tmp_path):
+    song = TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+    )
+    api_at = datetime(2024, 3, 14, 10, 0, 30, 306000, tzinfo=UTC)
+    insert_plays(user=user, records=[PlayRecord(song, api_at, Source.API)])
+    job = run(user, tmp_path, {AUDIO: [extended("2024-03-14T10:00:30Z", ms=123_456)]})
+    assert (job.status, job.plays_added, job.duplicates) == ("succeeded", 0, 1)
+    played = Play.objects.values_list("played_at", "source", "ms_played", "reason_end")
+    assert list(played) == [(api_at, "api", 123_456, "trackdone")]
+    assert not MergedPlay.objects.exists()
 
 
 def test_a_file_over_the_size_limit(user, tmp_path, settings):
