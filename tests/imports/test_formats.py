@@ -175,6 +175,17 @@ def test_sensitive_fields_are_kept_with_the_setting(user, export_zip, settings):
     )
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_the_older_exports_ip_addr_decrypted_is_treated_as_ip_addr(
+    user, export_zip, settings, keep
+):
+    settings.IMPORT_KEEP_SENSITIVE = keep
+    record = extended("2015-10-15T09:03:44Z")
+    record["ip_addr_decrypted"] = record.pop("ip_addr")
+    run(user, export_zip({"endsong_0.json": [record]}))
+    assert Play.objects.get().ip_addr == ("203.0.113.42" if keep else None)
+
+
 def test_offline_timestamp_in_seconds_milliseconds_or_null_never_moves_the_play(user, export_zip):
     records = [
         extended("2025-03-14T18:00:00Z", offline=True, offline_timestamp=1741975000),
