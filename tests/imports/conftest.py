@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from apps.imports.demo import extended_record
+from apps.music.services import TrackInfo
 
 
 def extended(
@@ -27,6 +28,16 @@ def extended(
     fields = {"offline_timestamp": 1741976407, **fields}
     return extended_record(
         ts, ms_played=ms, track=track, artist=artist, album=album, uri=uri, **fields
+    )
+
+
+def example_song() -> TrackInfo:
+    """The song `extended()` plays by default, as the API names it (a poll's play of it)."""
+    return TrackInfo(
+        name="Example Song",
+        artist_name="Example Artist",
+        album_name="Example Album",
+        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
     )
 
 

@@ -19,7 +19,7 @@ from apps.imports import services
 from apps.imports.models import ImportJob, MergedPlay
 from apps.music.models import Source
 from apps.music.services import TrackInfo
-from tests.imports.conftest import build_zip, episode, extended
+from tests.imports.conftest import build_zip, episode, example_song, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024_0.json"
 AUDIO_2 = "Spotify Extended Streaming History/Streaming_History_Audio_2025_1.json"
@@ -57,12 +57,7 @@ def test_a_failed_import_puts_back_the_plays_it_merged_into(user, tmp_path):
     """Stored before the import: an API play, and an Account Data play of the same song. The
     import merges into both (the export's details; an Extended row of the song's album version
     takes the Account Data play, with its second and track), then fails: both are as they were."""
-    song = TrackInfo(
-        name="Example Song",
-        artist_name="Example Artist",
-        album_name="Example Album",
-        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
-    )
+    song = example_song()
     api_at = datetime(2024, 3, 14, 10, 0, 30, 306000, tzinfo=UTC)
     account_at = datetime(2024, 3, 14, 12, 0, tzinfo=UTC)
     insert_plays(user=user, records=[PlayRecord(song, api_at, Source.API)])
@@ -115,13 +110,8 @@ def test_a_failed_import_puts_back_a_play_whose_local_track_was_taken_over(user,
 
 
 def test_a_finished_import_keeps_what_it_merged(user, tmp_path):
-    song = TrackInfo(
-        name="Example Song",
-        artist_name="Example Artist",
-        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
-    )
     api_at = datetime(2024, 3, 14, 10, 0, 30, 306000, tzinfo=UTC)
-    insert_plays(user=user, records=[PlayRecord(song, api_at, Source.API)])
+    insert_plays(user=user, records=[PlayRecord(example_song(), api_at, Source.API)])
     job = run(user, tmp_path, {AUDIO: [extended("2024-03-14T10:00:30Z", ms=123_456)]})
     assert (job.status, job.plays_added, job.duplicates) == ("succeeded", 0, 1)
     played = Play.objects.values_list("played_at", "source", "ms_played", "reason_end")

@@ -6,7 +6,7 @@ from apps.history.models import Play
 from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.music.models import Track
-from tests.imports.conftest import account, chapter, episode, extended
+from tests.imports.conftest import account, chapter, episode, example_song, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2024-2025_0.json"
 
@@ -168,14 +168,8 @@ def test_an_overlapping_export_adds_only_the_new_plays(user, export_zip):
 def test_an_export_overlapping_polled_api_plays_adds_no_duplicates(user, export_zip):
     from apps.history.ingest import PlayRecord, insert_plays
     from apps.music.models import Source
-    from apps.music.services import TrackInfo
 
-    song = TrackInfo(
-        name="Example Song",
-        artist_name="Example Artist",
-        album_name="Example Album",
-        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
-    )
+    song = example_song()
     insert_plays(
         user=user,
         records=[
@@ -199,14 +193,8 @@ def test_an_export_row_listed_twice_is_the_one_polled_play_it_matches(user, expo
     the play's time (rows of another time take another play, or are new)."""
     from apps.history.ingest import PlayRecord, insert_plays
     from apps.music.models import Source
-    from apps.music.services import TrackInfo
 
-    song = TrackInfo(
-        name="Example Song",
-        artist_name="Example Artist",
-        album_name="Example Album",
-        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
-    )
+    song = example_song()
     insert_plays(user=user, records=[PlayRecord(song, at("2025-03-14T18:23:42.1"), Source.API)])
     row = extended("2025-03-14T18:23:41Z", ms=95_000)
     other_file = AUDIO.replace("_0.json", "_1.json")

@@ -16,8 +16,7 @@ from apps.history.models import Play, TrackTotal
 from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.music.models import Source
-from apps.music.services import TrackInfo
-from tests.imports.conftest import build_zip, extended
+from tests.imports.conftest import build_zip, example_song, extended
 
 AUDIO = "Spotify Extended Streaming History/Streaming_History_Audio_2025_0.json"
 RECORDS = [
@@ -83,12 +82,7 @@ def test_an_import_overlapping_polled_plays_adds_no_duplicates(
     celery_worker, postgres, client, user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path
-    song = TrackInfo(
-        name="Example Song",
-        artist_name="Example Artist",
-        album_name="Example Album",
-        uri="spotify:track:4uLU6hMCjMI75M1A2tKUQC",
-    )
+    song = example_song()
     polled_at = datetime(2025, 3, 14, 18, 23, 42, 306000, tzinfo=UTC)
     insert_plays(user=user, records=[PlayRecord(song, polled_at, Source.API)])
     client.force_login(user)
