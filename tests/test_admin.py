@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from apps.accounts.models import SpotifyAccount
 from apps.history.models import JobRun, LogEvent, SyncCheckpoint
-from apps.imports.models import ImportJob
+from apps.imports.models import ImportJob, MergedPlay
 
 
 @pytest.fixture
@@ -19,7 +19,16 @@ def one_of_everything(user, make_track, make_play):
     SyncCheckpoint.objects.create(user=user)
     run = JobRun.objects.create(user=user, type=JobRun.Type.POLL)
     LogEvent.objects.create(level=30, logger="apps.test", message="a warning", job_run=run)
-    ImportJob.objects.create(user=user, file="imports/x.zip", original_name="my_spotify_data.zip")
+    job = ImportJob.objects.create(
+        user=user, file="imports/x.zip", original_name="my_spotify_data.zip"
+    )
+    MergedPlay.objects.create(
+        job=job,
+        play_id=1,
+        track_id=track.pk,
+        played_at=datetime(2025, 1, 2, tzinfo=UTC),
+        source="api",
+    )
 
 
 def registered_models():

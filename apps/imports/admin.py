@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from apps.imports import services
-from apps.imports.models import ImportJob
+from apps.imports.models import ImportJob, MergedPlay
 
 
 class ImportJobAddForm(forms.ModelForm):
@@ -193,3 +193,22 @@ class ImportJobAdmin(admin.ModelAdmin):
             + ("" if queued == queryset.count() else " Only failed imports can run again."),
             messages.SUCCESS if queued else messages.WARNING,
         )
+
+
+@admin.register(MergedPlay)
+class MergedPlayAdmin(admin.ModelAdmin):
+    """The plays stored before an import that it merged into, as they were, read-only: put back
+    if the import fails, dropped when it succeeds."""
+
+    list_display = ["__str__", "job", "played_at", "source", "ms_played"]
+    list_filter = ["source"]
+    search_fields = ["job__user__username", "job__original_name"]
+    list_select_related = ["job"]
+    raw_id_fields = ["job"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
