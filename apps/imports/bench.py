@@ -39,7 +39,7 @@ from apps.history.models import (
     TrackTotal,
 )
 from apps.imports import parser, services
-from apps.imports.models import ImportJob
+from apps.imports.models import ImportJob, MergedPlay
 from apps.music.models import Album, Artist, Track, TrackArtist
 
 
@@ -87,6 +87,7 @@ IMPORTED = (
     DayTotal,
     ArtistMonthTotal,
     ArtistYearTotal,
+    MergedPlay,
     ImportJob,
     TrackArtist,
     Track,
