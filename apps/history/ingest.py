@@ -42,7 +42,7 @@ from apps.history.copies import COPIES
 from apps.history.models import Play
 from apps.music.models import Source, Track
 from apps.music.normalize import is_local_uri
-from apps.music.services import TrackInfo, resolve_tracks
+from apps.music.services import TrackInfo, name_identities, resolve_tracks
 
 # How precise each source's played_at is; on a merge the most precise one is kept.
 PRECISION: dict[str, int] = {Source.API: 3, Source.EXPORT_EXTENDED: 2, Source.EXPORT_ACCOUNT: 1}
@@ -316,12 +316,12 @@ def _insert_portable(
         for row in near_plays.values_list("pk", "track_id", "played_at", "source", *DETAIL_FIELDS)
     ]
     # The plays of the tracks of one name identity are together: an Account Data row is matched
-    # against all of them (see _name_identities).
+    # against all of them (see name_identities).
     group: dict[int, object] = {}
     if any(r.source == Source.EXPORT_ACCOUNT for r in records) or any(
         p.source == Source.EXPORT_ACCOUNT for p in stored
     ):
-        group = _name_identities({*track_ids, *(p.track_id for p in stored)})
+        group = name_identities({*track_ids, *(p.track_id for p in stored)})
     existing: dict[object, _Near] = defaultdict(_Near)
     for known in stored:
         existing[group.get(known.track_id, known.track_id)].add(known)
@@ -410,31 +410,14 @@ def _insert_portable(
     return result
 
 
-def _state(play: _Stored) -> tuple[Any, ...]:
-    """A stored play's id and PLAY_STATE."""
-    return (play.pk, play.track_id, play.played_at, play.source, *_details(play))
+# A stored play's id and PLAY_STATE (InsertResult.merged_from).
+_state = attrgetter("pk", *PLAY_STATE)
 
 
 def _one_names_its_track(play: _Stored | PlayRecord, record: PlayRecord) -> bool:
     """Whether exactly one of a play and a record is an Account Data row: such a row names its
     track by artist and name alone, so it matches a play of any track of that name."""
     return (play.source == Source.EXPORT_ACCOUNT) != (record.source == Source.EXPORT_ACCOUNT)
-
-
-def _name_identities(track_ids: set[int]) -> dict[int, object]:
-    """Each track's name identity, as Account Data rows name a track: its kind, owner (the
-    artist of a song, the show of an episode) and normalised name. Tracks of one identity are
-    versions of one song (a single and its album, say); a track with no owner is its own."""
-    found: dict[int, object] = {}
-    ordered = sorted(track_ids)
-    for i in range(0, len(ordered), _CHUNK):
-        rows = Track.objects.filter(pk__in=ordered[i : i + _CHUNK]).values_list(
-            "pk", "kind", "primary_artist_id", "album_id", "name_key"
-        )
-        for pk, kind, artist, album, name_key in rows:
-            owner = artist if kind == Track.Kind.MUSIC else album
-            found[pk] = pk if owner is None else (kind, owner, name_key)
-    return found
 
 
 _COLUMNS = (
@@ -557,9 +540,9 @@ _TRUNC_UNIT: dict[str, str] = {
 # For each staged row, the stored play it is: the same time at the row's precision, else the
 # nearest play of another source whose window overlaps (see is_same_play). A play of the row's
 # track, or, when one of the two is an Account Data row, of another track of the same name
-# identity (see _name_identities); that second branch runs only when %(names)s is true (see
-# _match_and_insert). {rows} narrows the rows and {free} the plays, for the rematch of the rows
-# _UNSHARE took a play from.
+# identity (apps.music.services.name_identities); that second branch runs only when %(names)s
+# is true (see _match_and_insert). {rows} narrows the rows and {free} the plays, for the
+# rematch of the rows _UNSHARE took a play from.
 _MATCH = """
 UPDATE history_play_stage s SET play_id = (
     SELECT p.id FROM (

@@ -298,6 +298,27 @@ def _owner_field(kind: str) -> str:
     return "primary_artist_id" if kind == Track.Kind.MUSIC else "album_id"
 
 
+# Track ids per query of name_identities, under SQLite's limit on parameters.
+_IDS_PER_QUERY = 900
+
+
+def name_identities(track_ids: set[int]) -> dict[int, object]:
+    """Each track's name identity, as Account Data rows name a track (TrackInfo.key, by owner
+    id): its kind, owner (the artist of a song, the show of an episode) and normalised name.
+    Tracks of one identity are versions of one song (a single and its album, say); a track
+    with no owner is its own."""
+    found: dict[int, object] = {}
+    ordered = sorted(track_ids)
+    for i in range(0, len(ordered), _IDS_PER_QUERY):
+        rows = Track.objects.filter(pk__in=ordered[i : i + _IDS_PER_QUERY]).values_list(
+            "pk", "kind", "primary_artist_id", "album_id", "name_key"
+        )
+        for pk, kind, artist, album, name_key in rows:
+            owner = artist if kind == Track.Kind.MUSIC else album  # as _owner_field
+            found[pk] = pk if owner is None else (kind, owner, name_key)
+    return found
+
+
 def _known_by_name(
     keys: set[NameKey], artists: dict[str, int], albums: dict[AlbumKey, int]
 ) -> dict[NameKey, int]:
