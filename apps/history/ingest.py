@@ -457,8 +457,9 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
 
     now = when(timezone.now())
     copies = _track_copies({track_id for _, track_id in rows})
-    # In the order of the unique (user, track, played_at) index, as on PostgreSQL: its pages and
-    # the track index's are then written one after the other (a fifth less time on SQLite).
+    # In the order of SQLite's unique indexes, (user, track, played_at) and (track, user,
+    # played_at): for one user, their pages are then written one after the other (a fifth less
+    # time on SQLite, measured with the first and the track's own index).
     rows = sorted(rows, key=lambda row: (row[1], row[0].played_at))
     sql = (
         f"INSERT INTO history_play ({_COLUMNS}, {', '.join(COPIES)}) "  # noqa: S608 (constants)

@@ -54,10 +54,11 @@ class Play(TrackCopies):
     Source = Source
 
     # On PostgreSQL both references are checked by triggers a statement at a time, in place of
-    # their foreign keys' check of each row (apps.history.references, migration 0016). The user
-    # has no index of its own: the unique (user, track, played_at) index serves lookups by user.
+    # their foreign keys' check of each row (apps.history.references, migration 0016). Neither
+    # has an index of its own: the (user, played_at) index serves lookups by user, and the
+    # unique (track, user, played_at) index those by track (migration 0018).
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, db_index=False)
-    track = models.ForeignKey(Track, on_delete=models.PROTECT)
+    track = models.ForeignKey(Track, on_delete=models.PROTECT, db_index=False)
     played_at = models.DateTimeField()
     ms_played = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -84,7 +85,7 @@ class Play(TrackCopies):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "track", "played_at"], name="play_unique_user_track_played_at"
+                fields=["track", "user", "played_at"], name="play_unique_track_user_played_at"
             )
         ]
         # The (user, played_at) index is play_user_time_cover, made in migrations 0002, 0005 and
