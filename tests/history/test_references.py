@@ -1,9 +1,10 @@
-"""On PostgreSQL a play's user and track are checked by triggers (apps.history.references): no play
-refers to a missing row, and no row with plays is deleted under them. (SQLite keeps Django's
-foreign keys.)"""
+"""On PostgreSQL the references of plays and of the catalogue are checked by triggers
+(apps.history.references): no row refers to a missing row, and no row is deleted under the rows
+that refer to it. (SQLite keeps Django's foreign keys.)"""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from apps.accounts.models import User
 from apps.history.ingest import PlayRecord, insert_plays
 from apps.history.models import Play
-from apps.music.models import Source, Track
+from apps.music.models import Album, Artist, Source, Track, TrackArtist
 from apps.music.services import TrackInfo
 from tests.conftest import in_flight
 
@@ -119,3 +120,80 @@ def test_a_track_a_writer_refers_to_waits_for_its_commit_to_be_deleted(
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
         cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
     assert list(Play.objects.values_list("track_id", flat=True)) == [song.pk]
+
+
+def test_catalogue_rows_that_refer_to_a_missing_row_are_refused(make_track):
+    song = make_track("Song", "Artist", "Album")
+    artist, album = song.primary_artist, song.album
+    attempts = {
+        ("music_track", "music_album", "album_id"): lambda: Track.objects.create(
+            uri="spotify:track:x", name="X", name_key="x", album_id=MISSING
+        ),
+        ("music_track", "music_artist", "primary_artist_id"): lambda: Track.objects.create(
+            uri="spotify:track:y", name="Y", name_key="y", primary_artist_id=MISSING
+        ),
+        ("music_album", "music_artist", "artist_id"): lambda: Album.objects.create(
+            name="B", name_key="b", artist_id=MISSING
+        ),
+        ("music_trackartist", "music_track", "track_id"): lambda: TrackArtist.objects.create(
+            track_id=MISSING, artist=artist, position=1
+        ),
+        ("music_trackartist", "music_artist", "artist_id"): lambda: TrackArtist.objects.create(
+            track=song, artist_id=MISSING, position=1
+        ),
+        ("music_track", "music_album", "album_id", "update"): lambda: Track.objects.filter(
+            pk=song.pk
+        ).update(album_id=MISSING),
+    }
+    for (table, target, column, *_), attempt in attempts.items():
+        message = f'"{table}" refers to a missing row of "{target}" ({column})'
+        with pytest.raises(IntegrityError, match=re.escape(message)), transaction.atomic():
+            attempt()
+    assert (Track.objects.count(), Album.objects.count(), TrackArtist.objects.count()) == (1, 1, 1)
+    song.refresh_from_db()
+    assert song.album_id == album.pk
+    # Real references, and none, pass.
+    single = Album.objects.create(name="Single", name_key="single", artist=artist)
+    Track.objects.filter(pk=song.pk).update(album=single)
+    bare = Track.objects.create(uri="spotify:track:bare", name="Bare", name_key="bare")
+    TrackArtist.objects.create(track=bare, artist=artist, position=0)
+    assert Track.objects.get(pk=song.pk).album_id == single.pk
+    assert list(Track.objects.get(pk=bare.pk).artists.all()) == [artist]
+
+
+def test_a_catalogue_row_is_not_deleted_under_the_rows_that_refer_to_it(make_track):
+    song = make_track("Song", "Artist", "Album")
+    artist, album = song.primary_artist, song.album
+    for table, pk, referrer in (
+        ("music_artist", artist.pk, "music_track"),
+        ("music_album", album.pk, "music_track"),
+        ("music_track", song.pk, "music_trackartist"),
+    ):
+        refused = pytest.raises(
+            IntegrityError, match=f'delete on table "{table}" would leave rows of "{referrer}"'
+        )
+        with refused, transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
+    assert (Artist.objects.count(), Album.objects.count(), Track.objects.count()) == (1, 1, 1)
+    # The ORM deletes a track's credits with it, then what nothing refers to any more.
+    song.delete()
+    album.delete()
+    artist.delete()
+    assert not Artist.objects.exists() and not TrackArtist.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_album_a_writer_refers_to_waits_for_its_commit_to_be_deleted(make_track: Any) -> None:
+    album = make_track("Song", "Artist", "Album").album
+    batch = in_flight(
+        lambda: Track.objects.create(
+            uri="spotify:track:new", name="New", name_key="new", album=album
+        )
+    )
+    with batch, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '300ms'")
+        with pytest.raises(OperationalError, match="lock timeout"):
+            cursor.execute("DELETE FROM music_album WHERE id = %s", [album.pk])
+    with pytest.raises(IntegrityError), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM music_album WHERE id = %s", [album.pk])
+    assert sorted(Track.objects.values_list("name", flat=True)) == ["New", "Song"]

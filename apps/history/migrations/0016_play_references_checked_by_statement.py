@@ -19,7 +19,7 @@ def forward(apps, schema_editor):
         return
     for name in FOREIGN_KEYS:
         schema_editor.execute(f"ALTER TABLE history_play DROP CONSTRAINT IF EXISTS {name}")
-    for statement in references.INSTALL:
+    for statement in references.install_sql(references.PLAY_REFERENCES):
         schema_editor.execute(statement)
 
 
@@ -28,7 +28,7 @@ def backward(apps, schema_editor):
 
     if schema_editor.connection.vendor != "postgresql":
         return
-    for statement in references.UNINSTALL:
+    for statement in references.uninstall_sql(references.PLAY_REFERENCES):
         schema_editor.execute(statement)
     for name, definition in FOREIGN_KEYS.items():
         column, target = definition.split(" REFERENCES ")
