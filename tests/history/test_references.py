@@ -112,14 +112,19 @@ def test_a_track_a_writer_refers_to_waits_for_its_commit_to_be_deleted(
     """The insert's check locks the tracks it refers to, as a foreign key's does: a delete of
     one waits for the writer, then finds its plays and is refused."""
     song = make_track()
-    batch = in_flight(lambda: _insert(user.pk, [song.pk]))  # on another connection
-    with batch, transaction.atomic(), connection.cursor() as cursor:
+    _delete_waits_then_is_refused("music_track", song.pk, lambda: _insert(user.pk, [song.pk]))
+    assert list(Play.objects.values_list("track_id", flat=True)) == [song.pk]
+
+
+def _delete_waits_then_is_refused(table: str, pk: int, write: Any) -> None:
+    """While `write`, which refers to the row, is in flight on another connection, a delete of
+    the row waits for its lock; once it has committed, the delete is refused."""
+    with in_flight(write), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL lock_timeout = '300ms'")
         with pytest.raises(OperationalError, match="lock timeout"):
-            cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
+            cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
     with pytest.raises(IntegrityError), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM music_track WHERE id = %s", [song.pk])
-    assert list(Play.objects.values_list("track_id", flat=True)) == [song.pk]
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])  # noqa: S608
 
 
 def test_catalogue_rows_that_refer_to_a_missing_row_are_refused(make_track):
@@ -185,15 +190,11 @@ def test_a_catalogue_row_is_not_deleted_under_the_rows_that_refer_to_it(make_tra
 @pytest.mark.django_db(transaction=True)
 def test_an_album_a_writer_refers_to_waits_for_its_commit_to_be_deleted(make_track: Any) -> None:
     album = make_track("Song", "Artist", "Album").album
-    batch = in_flight(
+    _delete_waits_then_is_refused(
+        "music_album",
+        album.pk,
         lambda: Track.objects.create(
             uri="spotify:track:new", name="New", name_key="new", album=album
-        )
+        ),
     )
-    with batch, transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL lock_timeout = '300ms'")
-        with pytest.raises(OperationalError, match="lock timeout"):
-            cursor.execute("DELETE FROM music_album WHERE id = %s", [album.pk])
-    with pytest.raises(IntegrityError), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM music_album WHERE id = %s", [album.pk])
     assert sorted(Track.objects.values_list("name", flat=True)) == ["New", "Song"]
