@@ -8,7 +8,7 @@ commit. An import writes batches of 50 000 plays of one user and some 20 000 tra
 100 000 checks a batch, most of them locking the same user row again: COMMIT took a quarter of
 an import, and these checks made imports about 15 % faster end to end (`bench imports`, before
 and after). The catalogue's keys (a track's album and artist, a credit's track and artist, an
-album's artist) cost another 8 % of a first import, whose tens of thousands of new tracks each
+album's artist) cost another 6 % of a first import, whose tens of thousands of new tracks each
 had four checks queued for its commit. The triggers check a whole statement at once, with the
 same guarantees:
 

@@ -5,7 +5,7 @@ keeps its foreign keys, and the model state is unchanged: both databases guarant
 A later migration that alters one of these fields makes its foreign key again, and must drop it.
 
 A first import creates tens of thousands of tracks, each with its credits: their foreign keys
-queued four checks a track for the batch's commit, about 8 % of the import (`bench imports`,
+queued four checks a track for the batch's commit, about 6 % of the import (`bench imports`,
 alternated).
 """
 
