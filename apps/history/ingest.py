@@ -40,9 +40,9 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.history.copies import COPIES
 from apps.history.models import Play
-from apps.music.models import Source, Track
+from apps.music.models import Source
 from apps.music.normalize import is_local_uri
-from apps.music.services import TrackInfo, name_identities, resolve_tracks
+from apps.music.services import TrackInfo, name_identities, resolve_tracks, track_columns
 
 # How precise each source's played_at is; on a merge the most precise one is kept.
 PRECISION: dict[str, int] = {Source.API: 3, Source.EXPORT_EXTENDED: 2, Source.EXPORT_ACCOUNT: 1}
@@ -428,21 +428,6 @@ _COLUMNS = (
 _details = attrgetter(*DETAIL_FIELDS)
 
 
-_CHUNK = 900  # ids per query, under SQLite's limit on parameters
-
-
-def _track_copies(track_ids: set[int]) -> dict[int, tuple[Any, ...]]:
-    """Each track's columns its plays copy (apps.history.copies), read once a batch."""
-    found: dict[int, tuple[Any, ...]] = {}
-    ordered = sorted(track_ids)
-    for i in range(0, len(ordered), _CHUNK):
-        rows = Track.objects.filter(pk__in=ordered[i : i + _CHUNK]).values_list(
-            "pk", *COPIES.values()
-        )
-        found.update((pk, tuple(copies)) for pk, *copies in rows)
-    return found
-
-
 def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
     """Insert new plays with executemany (no model instances: the ORM's cost per row is
     most of the time on SQLite), with their tracks' copies."""
@@ -456,7 +441,8 @@ def _insert_rows(user: User, rows: list[tuple[PlayRecord, int]]) -> None:
         return adapt(moment.astimezone(zone).replace(tzinfo=None))
 
     now = when(timezone.now())
-    copies = _track_copies({track_id for _, track_id in rows})
+    # Each track's columns its plays copy (apps.history.copies), read once a batch.
+    copies = track_columns({track_id for _, track_id in rows}, *COPIES.values())
     # In the order of SQLite's unique indexes, (user, track, played_at) and (track, user,
     # played_at): for one user, their pages are then written one after the other (a fifth less
     # time on SQLite, measured with the first and the track's own index).

@@ -298,8 +298,20 @@ def _owner_field(kind: str) -> str:
     return "primary_artist_id" if kind == Track.Kind.MUSIC else "album_id"
 
 
-# Track ids per query of name_identities, under SQLite's limit on parameters.
+# Track ids per query of track_columns, under SQLite's limit on parameters.
 _IDS_PER_QUERY = 900
+
+
+def track_columns(track_ids: Iterable[int], *columns: str) -> dict[int, tuple[Any, ...]]:
+    """Each track's `columns`, by id: a few hundred ids a query."""
+    found: dict[int, tuple[Any, ...]] = {}
+    ordered = sorted(track_ids)
+    for i in range(0, len(ordered), _IDS_PER_QUERY):
+        rows = Track.objects.filter(pk__in=ordered[i : i + _IDS_PER_QUERY]).values_list(
+            "pk", *columns
+        )
+        found.update((pk, tuple(rest)) for pk, *rest in rows)
+    return found
 
 
 def name_identities(track_ids: set[int]) -> dict[int, object]:
@@ -308,14 +320,10 @@ def name_identities(track_ids: set[int]) -> dict[int, object]:
     Tracks of one identity are versions of one song (a single and its album, say); a track
     with no owner is its own."""
     found: dict[int, object] = {}
-    ordered = sorted(track_ids)
-    for i in range(0, len(ordered), _IDS_PER_QUERY):
-        rows = Track.objects.filter(pk__in=ordered[i : i + _IDS_PER_QUERY]).values_list(
-            "pk", "kind", "primary_artist_id", "album_id", "name_key"
-        )
-        for pk, kind, artist, album, name_key in rows:
-            owner = artist if kind == Track.Kind.MUSIC else album  # as _owner_field
-            found[pk] = pk if owner is None else (kind, owner, name_key)
+    columns = track_columns(track_ids, "kind", "primary_artist_id", "album_id", "name_key")
+    for pk, (kind, artist, album, name_key) in columns.items():
+        owner = artist if kind == Track.Kind.MUSIC else album  # as _owner_field
+        found[pk] = pk if owner is None else (kind, owner, name_key)
     return found
 
 
