@@ -181,9 +181,12 @@ def merge_into(play: Play | PlayRecord | _Stored, record: Play | PlayRecord) -> 
     return changed
 
 
-def _track_ids(records: Sequence[PlayRecord], known_tracks: dict[str, int] | None) -> list[int]:
-    """The track id of each record; each distinct item is resolved once, and an item whose
-    Spotify URI is in `known_tracks` (uri -> id, filled here) is not resolved again."""
+def resolve_records(
+    records: Sequence[PlayRecord], known_tracks: dict[str, int] | None = None
+) -> list[int]:
+    """The track id of each record, creating catalogue rows as needed; each distinct item is
+    resolved once, and an item whose Spotify URI is in `known_tracks` (uri -> id, filled here)
+    is not resolved again."""
     index: dict[tuple[object, ...], int] = {}
     infos: list[TrackInfo] = []
     positions: list[int] = []
@@ -227,16 +230,23 @@ def _by_uri_alone(info: TrackInfo) -> bool:
 
 @transaction.atomic
 def insert_plays(
-    *, user: User, records: Sequence[PlayRecord], known_tracks: dict[str, int] | None = None
+    *,
+    user: User,
+    records: Sequence[PlayRecord],
+    known_tracks: dict[str, int] | None = None,
+    track_ids: list[int] | None = None,
 ) -> InsertResult:
     """Store a batch of plays for one user; the counts say what was new and what was known.
 
     `known_tracks` (uri -> track id) carries resolved tracks from one batch to the next of the
-    same import, so each item is looked up once per import instead of once per batch."""
+    same import, so each item is looked up once per import instead of once per batch.
+    `track_ids`, each record's track as `resolve_records` gave it, skips the resolution (an
+    import resolves its next batch while this one is written)."""
     result = InsertResult()
     if not records:
         return result
-    track_ids = _track_ids(records, known_tracks)
+    if track_ids is None:
+        track_ids = resolve_records(records, known_tracks)
     if connection.vendor == "postgresql":
         # One source per statement: rows of one source never match each other across sources.
         by_source: dict[str, list[int]] = defaultdict(list)

@@ -1,8 +1,10 @@
 """Another user's import changing the catalogue under a running import (PostgreSQL)."""
 
 import threading
+import time
 from datetime import UTC, datetime
 
+import pytest
 from django.db import connection
 
 from apps.accounts.models import User
@@ -12,7 +14,7 @@ from apps.imports import services
 from apps.imports.models import ImportJob
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
-from tests.imports.conftest import account
+from tests.imports.conftest import account, example_song, extended
 
 REAL = "spotify:track:9"
 
@@ -72,3 +74,147 @@ def test_a_local_track_merged_away_mid_batch_loses_no_play(
         ("alice", datetime(2025, 3, 14, 11, tzinfo=UTC), REAL),
         ("bob", datetime(2025, 3, 14, 12, tzinfo=UTC), REAL),
     ]
+
+
+# An import's own batches, resolved by its reader thread a batch ahead of the writer: the first
+# file's plays of the song, without its URI, give it a local track, and the next batch brings the
+# real track, which takes the local one's plays and deletes it, while the writer stores the first.
+SONG_FILES = {
+    "Streaming_History_Audio_2024.json": [
+        extended("2025-03-14T10:00:00Z", uri=None),
+        extended("2025-03-14T11:00:00Z", uri=None),
+    ],
+    "Streaming_History_Audio_2025.json": [
+        extended("2025-03-14T11:00:00Z"),  # the same play, with the song's URI
+        extended("2025-03-14T12:00:00Z"),
+    ],
+}
+SONG_PLAYS = [datetime(2025, 3, 14, hour, tzinfo=UTC) for hour in (10, 11, 12)]
+
+
+def _import_songs(user, export_zip, monkeypatch, wait_for) -> ImportJob:
+    """Import SONG_FILES; the writer calls `wait_for(local track id, written)` before and after
+    it first writes the first batch, the local track's plays uncommitted in between."""
+    insert = ingest._insert_postgresql
+    calls = []
+
+    def insert_waiting(user, source, records, track_ids):
+        calls.append(records[0].played_at)
+        if len(calls) != 1:
+            return insert(user, source, records, track_ids)
+        wait_for(track_ids[0], False)
+        result = insert(user, source, records, track_ids)
+        wait_for(track_ids[0], True)
+        return result
+
+    monkeypatch.setattr(ingest, "_insert_postgresql", insert_waiting)
+    job = services.run_import(
+        job_id=services.create_local_job(user=user, path=export_zip(SONG_FILES), queue=False).pk
+    )
+    assert job is not None and job.status == ImportJob.Status.SUCCEEDED, job and job.error
+    return job
+
+
+def _until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _assert_song_plays(user, job: ImportJob | None) -> None:
+    """What a run without the reader ahead stores: every play on the real track."""
+    assert job is not None
+    assert (job.records_seen, job.plays_added, job.duplicates) == (4, 3, 1)
+    assert list(Track.objects.values_list("uri", flat=True)) == [example_song().uri]
+    assert (
+        list(Play.objects.for_user(user).order_by("played_at").values_list("played_at", flat=True))
+        == SONG_PLAYS
+    )
+    assert Play.objects.filter(track__uri=example_song().uri).count() == 3
+
+
+@pytest.fixture
+def two_a_batch(settings):
+    settings.IMPORT_BATCH_SIZE = 2
+
+
+def test_a_batch_whose_local_track_the_reader_merged_away_is_written_again(
+    transactional_db, postgres, two_a_batch, export_zip, monkeypatch, caplog
+):
+    alice = User.objects.create_user(username="alice")
+
+    def before_writing(local_id: int, written: bool) -> None:
+        # The reader resolves the Extended batch, merging the local track away, first.
+        if not written:
+            assert _until(lambda: not Track.objects.filter(pk=local_id).exists())
+
+    job = _import_songs(alice, export_zip, monkeypatch, before_writing)
+
+    _assert_song_plays(alice, job)
+    assert "the catalogue changed under a batch; writing it again" in caplog.text
+
+
+def test_a_merge_that_waited_for_the_writers_batch_is_resolved_again(
+    transactional_db, postgres, two_a_batch, export_zip, monkeypatch, caplog
+):
+    alice = User.objects.create_user(username="alice")
+
+    def after_writing(local_id: int, written: bool) -> None:
+        # The reader's merge waits for the batch that refers to the local track, and fails
+        # once it commits: the reader resolves its batch again, and moves the new plays too.
+        if written:
+            with connection.cursor() as cursor:
+
+                def waiting() -> bool:
+                    cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted)")
+                    return cursor.fetchone()[0]
+
+                assert _until(waiting)
+
+    job = _import_songs(alice, export_zip, monkeypatch, after_writing)
+
+    _assert_song_plays(alice, job)
+    assert "the catalogue changed under a batch; resolving it again" in caplog.text
+    assert "writing it again" not in caplog.text
+
+
+def test_the_reader_resolves_on_its_own_connection_and_closes_it(
+    transactional_db, postgres, two_a_batch, export_zip, monkeypatch
+):
+    alice = User.objects.create_user(username="alice")
+    resolved_in: list[str] = []
+    track_ids = services._Catalogue.track_ids
+
+    def recorded(self, records):
+        resolved_in.append(threading.current_thread().name)
+        return track_ids(self, records)
+
+    monkeypatch.setattr(services._Catalogue, "track_ids", recorded)
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = backends()
+    job = services.run_import(
+        job_id=services.create_local_job(user=alice, path=export_zip(SONG_FILES), queue=False).pk
+    )
+
+    assert resolved_in == ["import-reader", "import-reader"]
+    _assert_song_plays(alice, job)
+    assert _until(lambda: backends() == before)
+
+
+def test_the_writer_alone_stores_the_same(db, two_a_batch, export_zip):
+    """Inside a transaction (this test's) the writer resolves each batch itself."""
+    alice = User.objects.create_user(username="alice")
+    job = services.run_import(
+        job_id=services.create_local_job(user=alice, path=export_zip(SONG_FILES), queue=False).pk
+    )
+    _assert_song_plays(alice, job)
