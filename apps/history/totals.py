@@ -89,9 +89,9 @@ def _track_select(rows: str, min_ms: int, sign: int) -> str:
             GROUP BY r.user_id, r.track_id"""
 
 
-def _music_sums(min_ms: int, sign: int) -> str:
-    """The MUSIC_COLUMNS sums of a group of play rows r, times sign."""
-    music = "r.kind = 'music'"
+def _music_sums(min_ms: int, sign: int, music: str = "r.kind = 'music'") -> str:
+    """The MUSIC_COLUMNS sums of a group of play rows r, times sign: of its rows where `music`
+    holds."""
     return f"""
             {sign} * count(*) FILTER (WHERE {music}),
             {sign} * count(*) FILTER (WHERE {music} AND r.ms_played < {min_ms}),
@@ -134,28 +134,47 @@ def _local_day(played_at: str) -> str:
     return f"({played_at} AT TIME ZONE z.tz)::date"
 
 
-def _day_select(rows: str, min_ms: int, sign: int) -> str:
-    """Per (user, day of the user's zone) sums of a set of play rows, times sign."""
-    return f"""
-        SELECT r.user_id, {_local_day("r.played_at")}, {min_ms},
-            {sign} * count(*),{_music_sums(min_ms, sign)}
-        FROM {rows} r JOIN {_zones(rows)} z ON z.user_id = r.user_id
-        GROUP BY 1, 2"""
-
-
-def _artist_select(rows: str, unit: str, min_ms: int, sign: int) -> str:
-    """Per (user, artist, month or year of the user's zone) music sums of a set of play rows,
-    times sign; plays of tracks without an artist are left out."""
-    return f"""
-        SELECT r.user_id, r.artist_id, {_local_period("r.played_at", unit)}, {min_ms},
-            {_music_sums(min_ms, sign)}
-        FROM {rows} r JOIN {_zones(rows)} z ON z.user_id = r.user_id
-        WHERE r.kind = 'music' AND r.artist_id IS NOT NULL
-        GROUP BY 1, 2, 3"""
-
-
 def _local_period(played_at: str, unit: str) -> str:
     return f"date_trunc('{unit}', {played_at} AT TIME ZONE z.tz)::date"
+
+
+# Sums of a group of plays, each for the plays of one (user, day, artist, music or not) in
+# _zoned's `g`: its MUSIC_COLUMNS, once summed over the music groups.
+ZONED_SUMS = ("plays", "short", "unknown_ms", "ms_long", "ms_short", "ms_estimated")
+
+
+def _zoned(change: Callable[..., str], rows: str, min_ms: int, sign: int) -> str:
+    """`change` (`_add` or `_subtract`) applied to DayTotal and both artist tables, in one
+    statement: the rows are read, and each put in its user's zone, once, into sums per (user,
+    day of their zone, artist, music or not), which each table sums again. Reading them once
+    for each table took a third more of the triggers' time."""
+    music = ", ".join(f"coalesce(sum(g.{c}) FILTER (WHERE g.music), 0)::int8" for c in ZONED_SUMS)
+    artist_sums = ", ".join(f"sum(g.{c})::int8" for c in ZONED_SUMS)
+    day = change(
+        DAY_TABLE,
+        ("user_id", "day"),
+        DAY_COLUMNS,
+        f"SELECT g.user_id, g.day, {min_ms}, sum(g.plays)::int8, {music} FROM g GROUP BY 1, 2",
+    )
+    artists = [
+        change(
+            table,
+            ("user_id", "artist_id", unit),
+            MUSIC_COLUMNS,
+            f"SELECT g.user_id, g.artist_id, date_trunc('{unit}', g.day)::date, {min_ms}, "
+            f"{artist_sums} FROM g WHERE g.music AND g.artist_id IS NOT NULL GROUP BY 1, 2, 3",
+        )
+        for table, unit in ARTIST_TABLES
+    ]
+    return f"""
+        WITH g ({", ".join(("user_id", "day", "artist_id", "music", *ZONED_SUMS))})
+        AS MATERIALIZED (
+            SELECT r.user_id, {_local_day("r.played_at")}, r.artist_id, r.kind = 'music',
+                {_music_sums(min_ms, sign, music="true")}
+            FROM {rows} r JOIN {_zones(rows)} z ON z.user_id = r.user_id
+            GROUP BY 1, 2, 3, 4
+        ), days AS ({day}), months AS ({artists[0]})
+        {artists[1]};"""
 
 
 def _add(
@@ -171,7 +190,7 @@ def _add(
     updates += [STALE] if track else []
     return (
         f"INSERT INTO {table} AS t ({', '.join(names)}) {select} "
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)};"
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
     )
 
 
@@ -183,7 +202,7 @@ def _subtract(
     names = ", ".join((*keys, *(COPIES if track else ()), "min_ms", *columns, *ends))
     updates = ", ".join([f"{c} = t.{c} + d.{c}" for c in columns] + ([STALE] if track else []))
     match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
-    return f"UPDATE {table} t SET {updates} FROM ({select}) AS d({names}) WHERE {match};"
+    return f"UPDATE {table} t SET {updates} FROM ({select}) AS d({names}) WHERE {match}"
 
 
 def _apply(rows: str, min_ms: int, sign: int) -> str:
@@ -196,22 +215,10 @@ def _apply(rows: str, min_ms: int, sign: int) -> str:
             _track_select(rows, min_ms, sign),
             track=True,
         )
+        + ";"
         + change(HOUR_TABLE, ("user_id", "hour"), HOUR_COLUMNS, _hour_select(rows, min_ms, sign))
-        + change(DAY_TABLE, ("user_id", "day"), DAY_COLUMNS, _day_select(rows, min_ms, sign))
-        + _change_artists(change, rows, min_ms, sign)
-    )
-
-
-def _change_artists(change: Callable[..., str], rows: str, min_ms: int, sign: int) -> str:
-    """`change` (`_add` or `_subtract`) applied to both artist tables."""
-    return "".join(
-        change(
-            table,
-            ("user_id", "artist_id", unit),
-            MUSIC_COLUMNS,
-            _artist_select(rows, unit, min_ms, sign),
-        )
-        for table, unit in ARTIST_TABLES
+        + ";"
+        + _zoned(change, rows, min_ms, sign)
     )
 
 
@@ -310,8 +317,7 @@ def _zone_changed_sql(min_ms: int) -> list[str]:
             f"DELETE FROM {table} WHERE user_id = NEW.id; "
             for table in (DAY_TABLE, MONTH_TABLE, YEAR_TABLE)
         )
-        + _add(DAY_TABLE, ("user_id", "day"), DAY_COLUMNS, _day_select(plays, min_ms, 1))
-        + _change_artists(_add, plays, min_ms, 1)
+        + _zoned(_add, plays, min_ms, 1)
     )
     return [
         "CREATE OR REPLACE FUNCTION history_user_zone_changed() RETURNS trigger "
