@@ -324,13 +324,20 @@ class _Batch:
     track_ids: list[int] | None = None
 
 
+# The first batch's most records (see read_batches).
+FIRST_BATCH = 5_000
+
+
 def read_batches(
     archive: zipfile.ZipFile, contents: ExportContents, resume_from: int
 ) -> Iterator[_Batch]:
     """The export's records in batches of one source, skipping the first `resume_from` (already
-    committed by an earlier run). Raises ExportError for a whole-file fault."""
+    committed by an earlier run). Raises ExportError for a whole-file fault.
+
+    The first batch holds at most FIRST_BATCH records: the writer starts on it while the next is
+    read, instead of waiting for a whole batch."""
     max_records = settings.IMPORT_MAX_RECORDS
-    batch_size = settings.IMPORT_BATCH_SIZE
+    batch_size = min(settings.IMPORT_BATCH_SIZE, FIRST_BATCH)
     normaliser = Normaliser()
     batch: list[PlayRecord] = []
     skips: dict[str, int] = {}
@@ -343,6 +350,7 @@ def read_batches(
         if batch and batch[0].source != source:
             yield _Batch(batch, skips, position, bytes_done)
             batch, skips, in_batch = [], {}, 0
+            batch_size = settings.IMPORT_BATCH_SIZE
         box: list[Any] = []
         items = bad_times = 0
         append = batch.append
@@ -365,6 +373,7 @@ def read_batches(
                 yield _Batch(batch, skips, position, bytes_done + box[0].bytes_read)
                 batch, skips, in_batch = [], {}, 0
                 append = batch.append
+                batch_size = settings.IMPORT_BATCH_SIZE
         if position > max_records:
             raise ExportError(_too_many_records(max_records))
         if items and bad_times == items:

@@ -241,3 +241,17 @@ def test_an_account_play_given_an_extended_second_no_longer_spans_its_minute(
     assert [(p.played_at, p.ms_played, p.source) for p in plays] == expected
     assert [run(user, z).plays_added for z in (extended_zip, account_zip)] == [0, 0]
     assert [(p.played_at, p.ms_played, p.source) for p in plays.all()] == expected
+
+
+def test_the_first_batch_is_small_so_the_writer_starts_soon(export_zip, settings, monkeypatch):
+    from apps.imports import parser
+
+    settings.IMPORT_BATCH_SIZE = 4
+    monkeypatch.setattr(services, "FIRST_BATCH", 2)
+    path = export_zip({AUDIO: [extended(f"2025-03-14T10:00:{s:02}Z") for s in range(11)]})
+    with parser.open_archive(str(path)) as archive:
+        contents = parser.inspect_archive(archive)
+        batches = list(services.read_batches(archive, contents, 0))
+    assert [len(b.records) for b in batches] == [2, 4, 4, 1]
+    assert [b.position for b in batches] == [2, 6, 10, 11]
+    assert batches[1].records[0].played_at == at("2025-03-14T10:00:02")
