@@ -467,6 +467,14 @@ def rebuild(*, user_id: int | None = None) -> None:
             cursor.execute(statement)
 
 
+def reinstall_sql() -> list[str]:
+    """The functions and triggers again, counting with the threshold of the installed ones, for
+    a migration that changes how they count and not what; none without them (removed by hand:
+    `rebuild_play_totals` installs them)."""
+    min_ms = threshold()
+    return [] if min_ms is None else install_sql(min_ms)
+
+
 def threshold() -> int | None:
     """The listen threshold the installed triggers count with, or None without them."""
     if connection.vendor != "postgresql":

@@ -12,12 +12,7 @@ def forward(apps, schema_editor):
 
     if schema_editor.connection.vendor != "postgresql":
         return
-    for statement in references.install_sql():
-        schema_editor.execute(statement)
-    min_ms = totals.threshold()
-    if min_ms is None:  # no triggers (removed by hand): `rebuild_play_totals` installs them
-        return
-    for statement in totals.install_sql(min_ms):
+    for statement in [*references.install_sql(), *totals.reinstall_sql()]:
         schema_editor.execute(statement)
 
 
