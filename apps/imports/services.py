@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, Q
 from django.db.models.functions import Trunc
 from django.utils import timezone
@@ -487,9 +487,10 @@ class _Catalogue:
         return self.twice(lambda _: resolve_records(records, self.known))
 
     def twice(self, write: Callable[[int], _T], *, lock_first: bool = True) -> _T:
-        """Run `write(attempt)` in a transaction, and once more if it fails on a constraint
-        (see the class). The second attempt holds the lock, and so does the first with
-        `lock_first` (the reader's: a retried batch waits for it)."""
+        """Run `write(attempt)` in a transaction, and once more if it fails on what another
+        transaction changed (see the class and _changed_under). The second attempt holds the
+        lock, and so does the first with `lock_first` (the reader's: a retried batch waits for
+        it)."""
         for attempt in (1, 2):
             lock = self.lock if lock_first or attempt == 2 else contextlib.nullcontext()
             try:
@@ -497,8 +498,8 @@ class _Catalogue:
                     if attempt == 2:
                         self.known.clear()  # it may hold tracks of the rolled-back attempt
                     return write(attempt)
-            except IntegrityError:
-                if attempt == 2:
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == 2 or not _changed_under(exc):
                     raise
                 logger.warning(
                     "Import %s: the catalogue changed under a batch; %s it again.",
@@ -506,6 +507,15 @@ class _Catalogue:
                     "resolving" if lock_first else "writing",
                 )
         raise AssertionError("unreachable")
+
+
+def _changed_under(exc: Exception) -> bool:
+    """Whether a write failed on what another transaction did meanwhile: a reference it checked
+    went missing (an IntegrityError), or PostgreSQL ended a deadlock by cancelling it."""
+    return isinstance(exc, IntegrityError) or getattr(exc.__cause__, "sqlstate", None) == DEADLOCK
+
+
+DEADLOCK = "40P01"
 
 
 @contextlib.contextmanager

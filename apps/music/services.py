@@ -446,6 +446,18 @@ def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict
         ]
     if not locals_:
         return {}
+    # Each local track is locked before its plays move. A writer whose batch refers to one
+    # (FOR KEY SHARE, apps.history.references) then either commits first, and its plays move
+    # too, or waits, and finds it gone (its batch is written again). Moving the plays first and
+    # waiting on it only to delete it could deadlock with that writer over the totals rows both
+    # change.
+    still = set(
+        Track.objects.select_for_update()
+        .filter(pk__in=[local_id for local_id, _ in locals_])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    locals_ = [(local_id, real_id) for local_id, real_id in locals_ if local_id in still]
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     for local_id, real_id in locals_:
         on_real: dict[int, list[Play]] = {}

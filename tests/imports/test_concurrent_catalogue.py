@@ -5,13 +5,15 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from psycopg.errors import DeadlockDetected
 
 from apps.accounts.models import User
 from apps.history import ingest
 from apps.history.models import Play
 from apps.imports import services
 from apps.imports.models import ImportJob
+from apps.music import services as music_services
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
 from tests.imports.conftest import account, example_song, extended
@@ -171,15 +173,25 @@ def test_a_batch_whose_local_track_the_reader_merged_away_is_written_again(
     assert batches == {"resolved": [1, 2], "written": [1, 1, 2]}  # the first written twice
 
 
-def test_a_merge_that_waited_for_the_writers_batch_is_resolved_again(
+def test_a_merge_waits_for_the_writers_batch_and_moves_its_plays_too(
     transactional_db, postgres, two_a_batch, export_zip, monkeypatch
 ):
     alice = User.objects.create_user(username="alice")
+    batch_written = threading.Event()
+    merge = music_services.merge_local_tracks
+
+    def merge_once_written(real_tracks):
+        assert batch_written.wait(10)
+        return merge(real_tracks)
+
+    monkeypatch.setattr(music_services, "merge_local_tracks", merge_once_written)
 
     def after_writing(local_id: int, written: bool) -> None:
-        # The reader's merge waits for the batch that refers to the local track, and fails
-        # once it commits: the reader resolves its batch again, and moves the new plays too.
+        # The reader's merge, once the batch that refers to the local track is written, locks
+        # the track first, so it waits for that batch; once that commits, its plays move with
+        # the others.
         if written:
+            batch_written.set()
             with connection.cursor() as cursor:
 
                 def waiting() -> bool:
@@ -191,7 +203,30 @@ def test_a_merge_that_waited_for_the_writers_batch_is_resolved_again(
     job, batches = _import_songs(alice, export_zip, monkeypatch, after_writing)
 
     _assert_song_plays(alice, job)
-    assert batches == {"resolved": [1, 2, 2], "written": [1, 2]}  # the second resolved twice
+    assert batches == {"resolved": [1, 2], "written": [1, 2]}  # nothing done twice
+
+
+def test_a_write_cancelled_by_a_deadlock_is_run_again(db):
+    catalogue = services._Catalogue(1, ahead=True)
+    attempts: list[int] = []
+
+    def deadlocked_once(attempt: int) -> str:
+        attempts.append(attempt)
+        if attempt == 1:
+            raise OperationalError("deadlock detected") from DeadlockDetected("deadlock detected")
+        return "written"
+
+    assert catalogue.twice(deadlocked_once) == "written"
+    assert attempts == [1, 2]
+
+    def connection_lost(attempt: int) -> str:
+        attempts.append(attempt)
+        raise OperationalError("the connection was lost")
+
+    attempts.clear()
+    with pytest.raises(OperationalError, match="the connection was lost"):
+        catalogue.twice(connection_lost)
+    assert attempts == [1]  # not what another transaction did: not run again
 
 
 def test_the_reader_resolves_on_its_own_connection_and_closes_it(
