@@ -461,11 +461,12 @@ class _Catalogue:
     On PostgreSQL the reader thread resolves each batch on its own connection, and commits the
     catalogue rows it creates, while the writer stores the batch before: the catalogue's part of
     a first import, about a sixth of its time (`bench imports`), then overlaps the plays'. A
-    track the writer's batch refers to can be merged away meanwhile, by the next batch's
-    resolution (a local track meeting its real one) or another user's import: the batch fails
-    its check and is written again with its tracks resolved anew, the reader held back until it
-    commits. Elsewhere the writer resolves each batch itself: SQLite takes one writer at a time,
-    and inside a transaction (a test's) another connection would not see the job's rows.
+    local track the writer's batch refers to can meet its real one meanwhile, in the next
+    batch's resolution or another user's import: the merge waits for the batch that has it,
+    and moves its plays too, or merges it first, and the batch, failing its check, is written
+    again with its tracks resolved anew, the reader held back until it commits. Elsewhere the
+    writer resolves each batch itself: SQLite takes one writer at a time, and inside a
+    transaction (a test's) another connection would not see the job's rows.
     """
 
     def __init__(self, job_id: int, *, ahead: bool) -> None:
