@@ -20,7 +20,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -302,18 +302,6 @@ def _discard_upload(job: ImportJob) -> None:
         ImportJob.objects.filter(pk=job.pk).update(file="")
 
 
-class _Counts:
-    """The job's running totals, loaded from the job so a resumed run continues them."""
-
-    def __init__(self, job: ImportJob) -> None:
-        self.seen = job.records_processed
-        self.added = job.plays_added
-        self.duplicates = job.duplicates
-        self.skipped: dict[str, int] = dict(job.skipped)
-        self.earliest: datetime | None = job.earliest_play
-        self.latest: datetime | None = job.latest_play
-
-
 @dataclass
 class _Batch:
     records: list[PlayRecord]
@@ -441,7 +429,6 @@ def _ingest(
     contents: ExportContents,
     progress: Callable[[ImportJob], None] | None,
 ) -> None:
-    counts = _Counts(job)
     catalogue = _Catalogue(
         job.pk, ahead=connection.vendor == "postgresql" and not connection.in_atomic_block
     )
@@ -450,7 +437,7 @@ def _ingest(
         batches = catalogue.resolve(batches)
     with _rare_collections():
         for batch in _read_ahead(batches):
-            _write_batch(job, batch, counts, catalogue)
+            _write_batch(job, batch, catalogue)
             if progress:
                 progress(job)
 
@@ -534,18 +521,19 @@ def _rare_collections() -> Iterator[None]:
         gc.set_threshold(*threshold)
 
 
-def _write_batch(job: ImportJob, batch: _Batch, counts: _Counts, catalogue: _Catalogue) -> None:
-    """Insert one batch and record the job's progress in the same transaction.
+def _write_batch(job: ImportJob, batch: _Batch, catalogue: _Catalogue) -> None:
+    """Insert one batch and record the job's progress in the same transaction; `job` holds the
+    counts committed so far (a resumed run continues them), and the batch's once it commits.
 
     A batch that fails on a constraint is written once more from the start: a `local:` track it
     resolved can be merged away (and deleted) meanwhile (see _Catalogue), and the second time it
     resolves to the real track."""
 
     def write(attempt: int) -> dict[str, Any]:
-        # The new counts reach `counts` and `job` only once the batch has committed.
-        added, duplicates = counts.added, counts.duplicates
-        skipped = dict(counts.skipped)
-        earliest, latest = counts.earliest, counts.latest
+        # The new counts reach `job` only once the batch has committed.
+        added, duplicates = job.plays_added, job.duplicates
+        skipped = dict(job.skipped)
+        earliest, latest = job.earliest_play, job.latest_play
         records = batch.records
         if connection.vendor == "postgresql":
             # The batch and its progress commit together, so a commit lost to a server crash
@@ -587,9 +575,6 @@ def _write_batch(job: ImportJob, batch: _Batch, counts: _Counts, catalogue: _Cat
         return fields
 
     fields = catalogue.twice(write, lock_first=False)
-    counts.seen, counts.added = fields["records_seen"], fields["plays_added"]
-    counts.duplicates, counts.skipped = fields["duplicates"], fields["skipped"]
-    counts.earliest, counts.latest = fields["earliest_play"], fields["latest_play"]
     for name, value in fields.items():
         setattr(job, name, value)
 
