@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import IO, Any
 
 import ijson
@@ -351,25 +352,38 @@ class Normaliser:
         return details
 
     def extended(self, raw: dict[str, Any]) -> PlayRecord:
-        # The hot loop of an import: local names, positional arguments and the lookups of
-        # repeated values by their raw form (see the class) save most of its time.
-        get = raw.get
-        played_at = _when(get("ts"), _TS, self.latest)
-        ms_played = _ms(get("ms_played"))
-        song = (
-            get("master_metadata_track_name"),
-            get("master_metadata_album_artist_name"),
-            get("master_metadata_album_album_name"),
-            get("spotify_track_uri"),
-        )
+        # The hot loop of an import: one lookup of the fields, local names, positional
+        # arguments and the lookups of repeated values by their raw form (see the class) save
+        # most of its time.
+        try:
+            fields = _EXTENDED_FIELDS(raw)
+        except KeyError:  # a field is missing: read as null
+            fields = tuple(map(raw.get, _EXTENDED_KEYS))
+        (
+            ts,
+            ms,
+            name,
+            artist,
+            album,
+            uri,
+            start,
+            end,
+            platform,
+            country,
+            skipped,
+            shuffle,
+            offline,
+        ) = fields
+        played_at = _when(ts, _TS, self.latest)
+        ms_played = ms if type(ms) is int and 0 <= ms <= MAX_MS_PLAYED else _ms(ms)
+        song = (name, artist, album, uri)
         info = _known(self.songs, song)
         if info is None:
             info = self._extended_item(raw, song)
-        given = (get("reason_start"), get("reason_end"), get("platform"), get("conn_country"))
+        given = (start, end, platform, country)
         details = _known(self.details, given)
         if details is None:
             details = self._new_details(given)
-        skipped, shuffle, offline = get("skipped"), get("shuffle"), get("offline")
         if (
             (skipped is not None and type(skipped) is not bool)
             or (shuffle is not None and type(shuffle) is not bool)
@@ -393,6 +407,7 @@ class Normaliser:
         # offline_timestamp (seconds, milliseconds, 0 or null) is read but not stored: `ts`
         # is the end of the play whatever the mode.
         if self.keep_sensitive:
+            get = raw.get
             record.ip_addr = _ip(get("ip_addr", get("ip_addr_decrypted")))
             record.user_agent = _text(get("user_agent_decrypted"), 256)
             record.export_username = _text(get("username"), 128)
@@ -426,6 +441,26 @@ class Normaliser:
             ACCOUNT_MUSIC: self.account_music,
             ACCOUNT_PODCAST: self.account_podcast,
         }[fmt]
+
+
+# The fields of an Extended record the normaliser reads: the time, ms_played, the song (as
+# Normaliser.songs keys it), the details (as Normaliser.details keys them) and the flags.
+_EXTENDED_KEYS = (
+    "ts",
+    "ms_played",
+    "master_metadata_track_name",
+    "master_metadata_album_artist_name",
+    "master_metadata_album_album_name",
+    "spotify_track_uri",
+    "reason_start",
+    "reason_end",
+    "platform",
+    "conn_country",
+    "skipped",
+    "shuffle",
+    "offline",
+)
+_EXTENDED_FIELDS = itemgetter(*_EXTENDED_KEYS)
 
 
 def _known(cache: dict[Any, Any], given: tuple[Any, ...]) -> Any:
