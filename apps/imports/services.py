@@ -40,6 +40,7 @@ from apps.history.ingest import (
     PlayRecord,
     insert_plays,
     resolve_records,
+    time_span,
 )
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob, MergedPlay
@@ -550,8 +551,7 @@ def _write_batch(job: ImportJob, batch: _Batch, catalogue: _Catalogue) -> None:
             _keep_merged_from(job, result.merged_from)
             added += result.added
             duplicates += result.duplicates
-            lo = min(r.played_at for r in records)
-            hi = max(r.played_at for r in records)
+            lo, hi = time_span(records)
             earliest = min(earliest or lo, lo)
             latest = max(latest or hi, hi)
         for reason, n in batch.skips.items():

@@ -111,7 +111,7 @@ def _albums(infos: Sequence[TrackInfo], artists: dict[str, int]) -> dict[AlbumKe
     if missing:
         if connection.vendor == "postgresql":
             # The new rows come back; only those another writer added first are fetched.
-            rows = _columns_query(_INSERT_ALBUMS, list(zip(*missing, strict=True)))
+            rows = columns_query(_INSERT_ALBUMS, list(zip(*missing, strict=True)))
             found.update(((a, k), (pk, None)) for pk, a, k in rows)
         else:
             Album.objects.bulk_create(
@@ -149,7 +149,7 @@ WHERE a.artist_id IS NULL AND a.name_key = ANY(%s::varchar[])
 def _fetch_albums_postgresql(keys: set[AlbumKey]) -> dict[AlbumKey, tuple[int, str | None]]:
     with_artist = [(a, k) for a, k in keys if a is not None]
     without = [k for a, k in keys if a is None]
-    rows = _columns_query(
+    rows = columns_query(
         _FETCH_ALBUMS, [[a for a, _ in with_artist], [k for _, k in with_artist], without]
     )
     return {(artist_id, key): (pk, sid) for pk, artist_id, key, sid in rows}
@@ -210,7 +210,7 @@ def resolve_tracks(infos: Sequence[TrackInfo], *, source: str = Source.API) -> l
 _CHUNK = 5_000
 
 
-def _columns_query(sql: str, columns: Iterable[Iterable[Any]]) -> list[Any]:
+def columns_query(sql: str, columns: Iterable[Iterable[Any]]) -> list[Any]:
     """Run one of the PostgreSQL statements that take whole columns as arrays (unnest, ANY),
     and return its rows. The arrays go to the server as binary parameters: Django's cursor
     binds on the client, quoting each element into the SQL text in Python, which cost more
@@ -225,7 +225,7 @@ def _ids_by_uri(uris: set[str]) -> dict[str, int]:
     if not uris:
         return {}
     if connection.vendor == "postgresql":
-        return dict(_columns_query("SELECT uri, id FROM music_track WHERE uri = ANY(%s)", [uris]))
+        return dict(columns_query("SELECT uri, id FROM music_track WHERE uri = ANY(%s)", [uris]))
     found: dict[str, int] = {}
     ordered = sorted(uris)
     for i in range(0, len(ordered), _CHUNK):
@@ -383,7 +383,7 @@ def _insert_tracks(
             )
         return _ids_by_uri(set(rows))
     columns = [list(rows), *zip(*rows.values(), strict=True), [source] * len(rows)]
-    ids: dict[str, int] = dict(_columns_query(_INSERT_TRACKS, columns))
+    ids: dict[str, int] = dict(columns_query(_INSERT_TRACKS, columns))
     if len(ids) < len(rows):  # tracks another writer added first are not returned
         ids |= _ids_by_uri(set(rows) - ids.keys())
     return ids
@@ -408,7 +408,7 @@ def _insert_credits(credits: list[tuple[int, int, int]]) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(_INSERT_CREDIT_ROW, credits)
         return
-    _columns_query(_INSERT_CREDITS, list(zip(*credits, strict=True)))
+    columns_query(_INSERT_CREDITS, list(zip(*credits, strict=True)))
 
 
 def merge_local_tracks(real_tracks: Sequence[tuple[int, str, int, str]]) -> dict[int, int]:

@@ -72,6 +72,40 @@ def test_a_batch_near_no_stored_play_is_copied_with_its_tracks_copies(user):
     assert (total.plays, total.short_plays, total.first_play_at) == (2, 1, WHEN)
 
 
+def test_a_play_repeated_in_time_order_is_copied_once_from_its_first_record(user):
+    later = WHEN + timedelta(minutes=4)
+    records = [
+        export(ONE, WHEN),
+        export(TWO, WHEN),  # another track at the same time: a play of its own
+        export(ONE, WHEN, ms=1_000),  # the first again
+        export(TWO, later),
+        export(TWO, later),
+        export(TWO, later),
+        export(ONE, later + timedelta(minutes=4)),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        result = insert_plays(user=user, records=records)
+    assert not _staged(queries)
+    assert (result.added, result.duplicates) == (4, 3)
+    one, two = Track.objects.get(uri=ONE.uri).pk, Track.objects.get(uri=TWO.uri).pk
+    plays = Play.objects.for_user(user).order_by("played_at", "track__name")
+    assert [(p.track_id, p.played_at, p.ms_played) for p in plays] == [
+        (one, WHEN, 180_000),
+        (two, WHEN, 180_000),
+        (two, later, 180_000),
+        (one, later + timedelta(minutes=4), 180_000),
+    ]
+
+
+def test_repeats_are_the_records_after_the_first_of_a_track_and_time():
+    t0, t1, t2 = WHEN, WHEN + timedelta(seconds=1), WHEN + timedelta(seconds=2)
+    # In time order: only the runs of one time are compared.
+    assert ingest._repeats([1, 2, 1, 2, 2, 2, 1], [t0, t0, t0, t1, t1, t1, t2]) == {2, 4, 5}
+    # Out of order: every record is.
+    assert ingest._repeats([1, 2, 1, 1], [t1, t0, t1, t2]) == {2}
+    assert ingest._repeats([1, 2], [t0, t1]) == set()
+
+
 def test_records_near_a_stored_play_are_matched_and_the_rest_copied(user):
     insert_plays(user=user, records=[PlayRecord(ONE, WHEN + timedelta(seconds=0.4), Source.API)])
     far = WHEN + timedelta(hours=2)
