@@ -255,3 +255,19 @@ def test_the_first_batch_is_small_so_the_writer_starts_soon(export_zip, settings
     assert [len(b.records) for b in batches] == [2, 4, 4, 1]
     assert [b.position for b in batches] == [2, 6, 10, 11]
     assert batches[1].records[0].played_at == at("2025-03-14T10:00:02")
+
+
+def test_the_garbage_collector_pauses_during_an_import_and_resumes_after():
+    import gc
+
+    assert gc.isenabled()
+    with services._no_collections():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with services._no_collections():
+            pass
+        assert not gc.isenabled()  # as it was
+    finally:
+        gc.enable()
