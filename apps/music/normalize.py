@@ -16,9 +16,10 @@ def normalize_name(name: str | None) -> str:
     """Case-, accent- and spacing-insensitive form of a name: `Beyoncé ` -> `beyonce`."""
     if not name:
         return ""
-    decomposed = unicodedata.normalize("NFKD", name)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SPACE.sub(" ", stripped.casefold()).strip()[:KEY_MAX].rstrip()
+    if not name.isascii():  # ASCII has no accents to strip: NFKD leaves it as it is
+        decomposed = unicodedata.normalize("NFKD", name)
+        name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACE.sub(" ", name.casefold()).strip()[:KEY_MAX].rstrip()
 
 
 def local_track_uri(artist: str | None, track: str | None, album: str | None = None) -> str:
