@@ -514,7 +514,7 @@ def _no_collections() -> Iterator[None]:
     hold no cycles), and the collector walked the live ones every few thousand records: 3 % of
     a 500 000-record import's Python time, when run every 100 000 allocations, and 10-20 % on
     SQLite with the default threshold (`bench imports`). Memory stays flat: such an import left
-    46 objects in cycles, collected once it ends."""
+    46 objects in cycles, for the collector once it runs again."""
     enabled = gc.isenabled()
     gc.disable()
     try:
