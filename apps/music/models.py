@@ -107,7 +107,9 @@ class Track(models.Model):
 
 
 class TrackArtist(models.Model):
-    """The ordered credit list of a track; position 0 is the primary artist."""
+    """The ordered credit list of a track, as Spotify's API gives it; position 0 is the primary
+    artist. A track known only from exports has none: an export names the album's artist alone,
+    which the track keeps as its primary artist."""
 
     # No index of its own: the unique (track, …) indexes serve lookups by track.
     track = models.ForeignKey(Track, on_delete=models.CASCADE, db_index=False)

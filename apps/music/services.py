@@ -277,19 +277,19 @@ def _upsert_tracks(
                 for mapping in (known, by_name):
                     for key, track_id in mapping.items():
                         mapping[key] = merged.get(track_id, track_id)  # type: ignore[index]
-        credits = [
-            (known[info.resolved_uri], artists[key], pos)
-            for info in infos
-            if info.resolved_uri in new
-            for pos, key in enumerate(
-                dict.fromkeys(
-                    normalize_name(name)
-                    for name, _ in (info.artists or ((info.artist_name or "", None),))
-                )
-            )
-            if key in artists
-        ]
-        _insert_credits(credits)
+    # The API's credit list of each track, new or known: an export names only the album's
+    # artist, which the track keeps as its primary artist, not as a credit. A credit already
+    # held is kept.
+    credits = [
+        (credited, artists[key], position)
+        for info in infos
+        if info.artists and (credited := known.get(info.resolved_uri)) is not None
+        for position, key in enumerate(
+            dict.fromkeys(normalize_name(name) for name, _ in info.artists)
+        )
+        if key in artists
+    ]
+    _insert_credits(credits)
     return by_name
 
 

@@ -53,6 +53,28 @@ def test_items_resolve_to_one_row_each_and_again_to_the_same_ids(db: None) -> No
     assert (Artist.objects.count(), Album.objects.count(), Track.objects.count()) == (3, 2, 3)
 
 
+def test_credits_are_the_apis_and_reach_a_track_first_known_from_an_export(db: None) -> None:
+    """An export names the album's artist alone: the track's primary artist, no credit. The
+    API's credit list, when it names the track, is kept, and a credit held stays."""
+    exported = TrackInfo(
+        name="Duet", artist_name="Singer", album_name="Pairs", uri="spotify:track:d"
+    )
+    (track_id,) = resolve_tracks([exported], source=Source.EXPORT_EXTENDED)
+    assert Track.objects.get(pk=track_id).primary_artist.name == "Singer"  # type: ignore[union-attr]
+    assert not TrackArtist.objects.exists()
+
+    from_api = TrackInfo(
+        name="Duet",
+        artist_name="Singer",
+        uri="spotify:track:d",
+        artists=(("Singer", "artist-s"), ("Guest", "artist-g")),
+    )
+    assert resolve_tracks([from_api], source=Source.API) == [track_id]
+    assert resolve_tracks([from_api], source=Source.API) == [track_id]
+    credits = TrackArtist.objects.filter(track_id=track_id).order_by("position")
+    assert [(c.artist.name, c.position) for c in credits] == [("Singer", 0), ("Guest", 1)]
+
+
 def test_a_track_another_writer_added_first_is_found(db: None) -> None:
     """The insert skips what exists; the ids of those rows are read back."""
     resolve_tracks(infos()[:1])
