@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from apps.music import services
 from apps.music.models import Album, Artist, Source, Track, TrackArtist
@@ -219,3 +220,18 @@ def test_a_local_play_folds_into_the_real_play_at_its_own_time_before_a_nearby_o
         exact.pk: (minute.replace(second=40), Source.EXPORT_EXTENDED, 20_000, ""),
     }
     assert not Play.objects.filter(track=local).exists()
+
+
+def test_local_tracks_are_found_by_their_own_index(postgres: None) -> None:
+    """Only `local:` URIs are looked up by prefix: through track_local, without the pattern
+    index Django adds for LIKE (migration 0006), which each new track paid an entry in."""
+    resolve_tracks(infos(), source=Source.EXPORT_EXTENDED)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'music_track'")
+        names = {row[0] for row in cursor.fetchall()}
+        assert "track_local" in names
+        assert not [name for name in names if name.endswith("_like")]
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        query = Track.objects.filter(uri__startswith="local:").values_list("name", flat=True)
+        assert "track_local" in query.explain()
+    assert list(query) == ["Sweet Dreams"]
