@@ -104,17 +104,23 @@ def _music_sums(min_ms: int, sign: int, music: str = "r.kind = 'music'") -> str:
                 FILTER (WHERE {music} AND r.ms_played IS NULL), 0)"""
 
 
+def _utc_hour(played_at: str) -> str:
+    """The UTC hour a time falls in. The same as date_trunc('hour', played_at, 'UTC'), which
+    looks the zone up again for each row: a third of the time of the hour sums' grouping."""
+    return f"(date_trunc('hour', {played_at} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+
+
 def _hour_select(rows: str, min_ms: int, sign: int) -> str:
     """Per (user, UTC hour) sums of a set of play rows, times sign."""
     return f"""
-        SELECT r.user_id, date_trunc('hour', r.played_at, 'UTC'), {min_ms},
+        SELECT r.user_id, {_utc_hour("r.played_at")}, {min_ms},
             {sign} * count(*),
             {sign} * count(*) FILTER (WHERE r.kind <> 'music'),
             {sign} * count(*) FILTER (WHERE r.source = 'api'),
             {sign} * count(*) FILTER (WHERE r.source = 'export_extended'),
             {sign} * count(*) FILTER (WHERE r.source = 'export_account'),{_music_sums(min_ms, sign)}
         FROM {rows} r
-        GROUP BY r.user_id, date_trunc('hour', r.played_at, 'UTC')"""
+        GROUP BY 1, 2"""
 
 
 def _zones(rows: str) -> str:
@@ -245,7 +251,7 @@ def _prune(rows: str) -> str:
         f"DELETE FROM {TRACK_TABLE} t USING (SELECT DISTINCT user_id, track_id FROM {rows}) o "
         "WHERE t.user_id = o.user_id AND t.track_id = o.track_id AND t.plays = 0;"
         f"DELETE FROM {HOUR_TABLE} t USING (SELECT DISTINCT user_id, "
-        f"date_trunc('hour', played_at, 'UTC') AS hour FROM {rows}) o "
+        f"{_utc_hour('played_at')} AS hour FROM {rows}) o "
         "WHERE t.user_id = o.user_id AND t.hour = o.hour AND t.plays = 0;"
         f"DELETE FROM {DAY_TABLE} t USING (SELECT DISTINCT r.user_id, "
         f"{_local_day('r.played_at')} AS day FROM {rows} r JOIN {_zones(rows)} z "

@@ -476,3 +476,36 @@ def test_best_days_held_by_a_write_in_flight_are_read_from_plays(
         )
     assert totals.best_days_current(user.pk, "UTC")
     assert TrackTotal.objects.get(user=user).best_day_listens == 2
+
+
+def test_the_best_day_indexes_hold_counted_days_alone(
+    postgres: None, user: Any, make_track: Any, make_play: Any
+) -> None:
+    """A new row (stale, its best days not counted yet) has no entry in either best-day index,
+    so an import pays none; once counted, the biggest day reads them."""
+    song, other = make_track("Song", "Artist"), make_track("Other", "Artist")
+    for hour in (9, 10, 11):
+        make_play(user, song, datetime(2026, 3, 8, hour, tzinfo=UTC))
+    make_play(user, other, datetime(2026, 3, 9, 9, tzinfo=UTC))
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'tracktotal_best%%'"
+        )
+        indexes = dict(cursor.fetchall())
+    assert sorted(indexes) == ["tracktotal_best_day_listens", "tracktotal_best_day_plays"]
+    for name, definition in indexes.items():
+        assert definition.endswith(f"WHERE ({name.replace('tracktotal_', '')} > 0)"), definition
+
+    biggest = (
+        TrackTotal.objects.filter(user=user, best_day_listens__gt=0)
+        .order_by("-best_day_listens", "-best_day_listens_on")
+        .values_list("track_id", "best_day_listens", "best_day_listens_on")
+    )
+    assert TrackTotal.objects.filter(best_days_stale=True).count() == 2
+    assert list(biggest) == []
+    assert totals.refresh_best_days(user.pk) == 2
+    assert list(biggest.all()) == [(song.pk, 3, date(2026, 3, 8)), (other.pk, 1, date(2026, 3, 9))]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    assert "tracktotal_best_day_listens" in biggest.explain()
