@@ -155,9 +155,20 @@ def inspect_archive(archive: zipfile.ZipFile) -> ExportContents:
             "StreamingHistory_music_0.json (Account data)."
         )
     # Account data last: its minute-precise rows then match the exact plays already stored.
+    # Within a format, in the order Spotify numbers the files, which is time order.
     order = {EXTENDED: 0, ACCOUNT_MUSIC: 1, ACCOUNT_PODCAST: 2}
-    members.sort(key=lambda m: (order[m.format], m.name))
+    members.sort(key=lambda m: (order[m.format], _numbered(m.name)))
     return ExportContents(members=members, ignored=sorted(ignored))
+
+
+def _numbered(name: str) -> list[str | int]:
+    """A file name as it sorts with its numbers read as numbers: Spotify numbers an export's
+    files `_0` to `_N`, and by their text `_10` would come before `_9`, out of time order (a
+    batch then met the plays stored after it, and matched against them)."""
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(name)]
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def open_archive(path: str) -> zipfile.ZipFile:

@@ -9,10 +9,10 @@ from django.db import connection
 from apps.history.models import Play, TrackTotal
 from apps.imports import services
 from apps.imports.models import ImportJob
-from apps.imports.parser import detect_format
+from apps.imports.parser import detect_format, inspect_archive, open_archive
 from apps.music.models import Track
 from apps.music.normalize import local_track_uri
-from tests.imports.conftest import account, episode, extended
+from tests.imports.conftest import account, build_zip, episode, extended
 
 
 def run(user, path) -> ImportJob:
@@ -41,6 +41,26 @@ def run(user, path) -> ImportJob:
 )
 def test_formats_are_detected_by_basename_anywhere(name, fmt):
     assert detect_format(name) == fmt
+
+
+def test_files_are_read_in_the_order_spotify_numbers_them(tmp_path):
+    """Extended files before Account Data, each in its numbering: `_10` after `_9`."""
+    names = [
+        "Spotify Account Data/StreamingHistory_music_1.json",
+        "Spotify Account Data/StreamingHistory_music_0.json",
+        *(f"Extended/Streaming_History_Audio_2019-2020_{n}.json" for n in (10, 9, 2, 11)),
+        "Extended/Streaming_History_Video_2020.json",
+    ]
+    path = tmp_path / "export.zip"
+    path.write_bytes(build_zip({name: [] for name in names}))
+    with open_archive(str(path)) as archive:
+        members = [m.name.rsplit("/", 1)[1] for m in inspect_archive(archive).members]
+    assert members == [
+        *(f"Streaming_History_Audio_2019-2020_{n}.json" for n in (2, 9, 10, 11)),
+        "Streaming_History_Video_2020.json",
+        "StreamingHistory_music_0.json",
+        "StreamingHistory_music_1.json",
+    ]
 
 
 def podcast(end_time: str, episode_name: str, show: str, ms: int = 1_200_000) -> dict[str, Any]:
