@@ -251,18 +251,20 @@ def insert_plays(
     records: Sequence[PlayRecord],
     known_tracks: dict[str, int] | None = None,
     track_ids: list[int] | None = None,
+    copies: dict[int, tuple[Any, ...]] | None = None,
 ) -> InsertResult:
     """Store a batch of plays for one user; the counts say what was new and what was known.
 
     `known_tracks` (uri -> track id) carries resolved tracks from one batch to the next of the
     same import, so each item is looked up once per import instead of once per batch.
     `track_ids`, each record's track as `resolve_records` gave it, skips the resolution (an
-    import resolves its next batch while this one is written)."""
+    import resolves its next batch while this one is written), and `copies`, their copies as
+    `track_copies` read them then, the COPY path's read of them."""
     result = InsertResult()
     if not records:
         return result
     if track_ids is None:
-        track_ids = resolve_records(records, known_tracks)
+        track_ids, copies = resolve_records(records, known_tracks), None
     if connection.vendor == "postgresql":
         # One source per statement: rows of one source never match each other across sources.
         by_source: dict[str, list[int]] = defaultdict(list)
@@ -274,7 +276,7 @@ def insert_plays(
             else:
                 part = [records[i] for i in positions]
                 part_ids = [track_ids[i] for i in positions]
-            result.update(_insert_postgresql(user, source, part, part_ids))
+            result.update(_insert_postgresql(user, source, part, part_ids, copies))
         return result
     return _insert_portable(user, records, track_ids)
 
@@ -681,7 +683,11 @@ SELECT count(*), min(played_at), max(played_at) FROM ins
 
 
 def _insert_postgresql(
-    user: User, source: str, records: Sequence[PlayRecord], track_ids: list[int]
+    user: User,
+    source: str,
+    records: Sequence[PlayRecord],
+    track_ids: list[int],
+    copies: dict[int, tuple[Any, ...]] | None,
 ) -> InsertResult:
     tolerance = timedelta(seconds=settings.DEDUP_TOLERANCE_SECONDS)
     reach = tolerance + MINUTE
@@ -701,7 +707,7 @@ def _insert_postgresql(
         if stored is None:
             return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
         if not stored:  # the whole batch is clear
-            copied = _copy_new(cursor, user, source, records, track_ids)
+            copied = _copy_new(cursor, user, source, records, track_ids, copies)
             if copied is None:
                 return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
             return copied
@@ -716,7 +722,12 @@ def _insert_postgresql(
         result = InsertResult()
         if clear:
             copied = _copy_new(
-                cursor, user, source, [records[i] for i in clear], [track_ids[i] for i in clear]
+                cursor,
+                user,
+                source,
+                [records[i] for i in clear],
+                [track_ids[i] for i in clear],
+                copies,
             )
             if copied is None:  # a play was stored meanwhile: match the whole batch
                 return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
@@ -751,15 +762,21 @@ _COPY_PLAYS = (
 
 
 def _copy_new(
-    cursor: Any, user: User, source: str, records: Sequence[PlayRecord], track_ids: list[int]
+    cursor: Any,
+    user: User,
+    source: str,
+    records: Sequence[PlayRecord],
+    track_ids: list[int],
+    copies: dict[int, tuple[Any, ...]] | None,
 ) -> InsertResult | None:
     """COPY a batch that has no stored play near it into history_play: each (track, time) once,
-    the first record of it, with its track's copies. None if a play of it was stored meanwhile
-    (a poll or another import committed it since the check): the batch is then matched."""
+    the first record of it, with its track's copies (`copies`, else read now). None if a play
+    of it was stored meanwhile (a poll or another import committed it since the check): the
+    batch is then matched."""
     times = list(map(_played_at, records))
     repeats = _repeats(track_ids, times)
-    # Each track's copies (apps.history.copies), its ids sent as one binary array.
-    copies = {row[0]: row[1:] for row in columns_query(_READ_COPIES, [set(track_ids)])}
+    if copies is None:
+        copies = track_copies(track_ids)
     now = timezone.now()
     user_id = user.pk
     rows: Iterable[tuple[PlayRecord, int, datetime]] = zip(records, track_ids, times, strict=True)
@@ -819,6 +836,12 @@ def _repeats(track_ids: list[int], times: list[datetime]) -> set[int]:
         else:
             seen.add(key)
     return repeats
+
+
+def track_copies(track_ids: Iterable[int]) -> dict[int, tuple[Any, ...]]:
+    """Each track's columns its plays copy (apps.history.copies), by id, on PostgreSQL: the ids
+    sent as one binary array. A track deleted since has none: its plays' check then fails."""
+    return {row[0]: row[1:] for row in columns_query(_READ_COPIES, [set(track_ids)])}
 
 
 _READ_COPIES = f"SELECT id, {', '.join(COPIES.values())} FROM music_track WHERE id = ANY(%s)"  # noqa: S608 (constants)

@@ -41,6 +41,7 @@ from apps.history.ingest import (
     insert_plays,
     resolve_records,
     time_span,
+    track_copies,
 )
 from apps.history.models import JobRun, Play, SyncCheckpoint
 from apps.imports.models import ImportJob, MergedPlay
@@ -309,8 +310,10 @@ class _Batch:
     skips: dict[str, int]
     position: int  # records read from the export up to the end of this batch
     bytes_now: int
-    # Each record's track, when the reader resolved them (_Catalogue); else the writer does.
+    # Each record's track, when the reader resolved them (_Catalogue), and their copies, read
+    # then; else the writer reads them.
     track_ids: list[int] | None = None
+    copies: dict[int, tuple[Any, ...]] | None = None
 
 
 # The first batch's most records (see read_batches).
@@ -446,9 +449,10 @@ def _ingest(
 class _Catalogue:
     """Where an import's batches get their tracks, and the tracks resolved so far.
 
-    On PostgreSQL the reader thread resolves each batch on its own connection, and commits the
-    catalogue rows it creates, while the writer stores the batch before: the catalogue's part of
-    a first import, about a sixth of its time (`bench imports`), then overlaps the plays'. A
+    On PostgreSQL the reader thread resolves each batch on its own connection, commits the
+    catalogue rows it creates and reads the tracks' copies the plays carry, while the writer
+    stores the batch before: the catalogue's part of a first import, about a sixth of its time
+    (`bench imports`), then overlaps the plays'. A
     local track the writer's batch refers to can meet its real one meanwhile, in the next
     batch's resolution or another user's import: the merge waits for the batch that has it,
     and moves its plays too, or merges it first, and the batch, failing its check, is written
@@ -470,6 +474,7 @@ class _Catalogue:
         for batch in batches:
             if batch.records:
                 batch.track_ids = self.track_ids(batch.records)
+                batch.copies = track_copies(batch.track_ids)
             yield batch
 
     def track_ids(self, records: list[PlayRecord]) -> list[int]:
@@ -549,6 +554,7 @@ def _write_batch(job: ImportJob, batch: _Batch, catalogue: _Catalogue) -> None:
                 records=records,
                 known_tracks=catalogue.known,
                 track_ids=batch.track_ids if attempt == 1 else None,
+                copies=batch.copies if attempt == 1 else None,
             )
             _keep_merged_from(job, result.merged_from)
             added += result.added

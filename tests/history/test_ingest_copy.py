@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from apps.history import ingest
-from apps.history.ingest import PlayRecord, insert_plays
+from apps.history.ingest import PlayRecord, insert_plays, resolve_records
 from apps.history.models import Play, TrackTotal
 from apps.music.models import Source, Track
 from apps.music.services import TrackInfo
@@ -97,6 +97,23 @@ def test_a_play_repeated_in_time_order_is_copied_once_from_its_first_record(user
     ]
 
 
+def test_a_batch_resolved_ahead_is_copied_with_its_tracks_copies_read_then(user, monkeypatch):
+    """An import's reader resolves a batch and reads its tracks' copies a batch ahead; the
+    writer's COPY takes them as given, and reads none itself."""
+    records = [export(ONE, WHEN), export(TWO, WHEN + timedelta(minutes=4))]
+    ids = resolve_records(records)
+    copies = ingest.track_copies(ids)
+    one = Track.objects.get(uri=ONE.uri)
+    assert copies[one.pk] == (one.primary_artist_id, one.album_id, "music", 200_000)
+    monkeypatch.setattr(ingest, "track_copies", lambda ids: pytest.fail("copies read again"))
+    result = insert_plays(user=user, records=records, track_ids=ids, copies=copies)
+    assert (result.added, result.duplicates) == (2, 0)
+    plays = Play.objects.for_user(user).values_list(
+        "track_id", "artist_id", "album_id", "kind", "duration_ms"
+    )
+    assert set(plays) == {(track_id, *copies[track_id]) for track_id in ids}
+
+
 def test_repeats_are_the_records_after_the_first_of_a_track_and_time():
     t0, t1, t2 = WHEN, WHEN + timedelta(seconds=1), WHEN + timedelta(seconds=2)
     # In time order: only the runs of one time are compared.
@@ -172,5 +189,7 @@ def test_a_copied_play_of_a_missing_track_fails_as_a_django_integrity_error(user
     """The error the import's retry catches (apps.imports.services._write_batch) when a track
     was deleted under the batch, as the matching path's INSERT raises it."""
     with pytest.raises(IntegrityError, match="music_track"), transaction.atomic():
-        ingest._insert_postgresql(user, Source.EXPORT_EXTENDED, [export(ONE, WHEN)], [987_654])
+        ingest._insert_postgresql(
+            user, Source.EXPORT_EXTENDED, [export(ONE, WHEN)], [987_654], None
+        )
     assert Play.objects.count() == 0

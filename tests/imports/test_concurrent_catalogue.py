@@ -112,13 +112,13 @@ def _import_songs(
         batches["resolved"].append(number(records))
         return resolve(records, known_tracks)
 
-    def insert_waiting(user, source, records, track_ids):
+    def insert_waiting(user, source, records, track_ids, copies):
         calls.append(records[0].played_at)
         batches["written"].append(number(records))
         if len(calls) != 1:
-            return insert(user, source, records, track_ids)
+            return insert(user, source, records, track_ids, copies)
         wait_for(track_ids[0], False)
-        result = insert(user, source, records, track_ids)
+        result = insert(user, source, records, track_ids, copies)
         wait_for(track_ids[0], True)
         return result
 
