@@ -271,11 +271,11 @@ def insert_plays(
         for i, record in enumerate(records):
             by_source[record.source].append(i)
         for source, positions in by_source.items():
-            if len(by_source) == 1:
-                part, part_ids = records, track_ids
-            else:
-                part = [records[i] for i in positions]
-                part_ids = [track_ids[i] for i in positions]
+            part, part_ids = (
+                (records, track_ids)
+                if len(by_source) == 1
+                else _pick(records, track_ids, positions)
+            )
             result.update(_insert_postgresql(user, source, part, part_ids, copies))
         return result
     return _insert_portable(user, records, track_ids)
@@ -721,29 +721,21 @@ def _insert_postgresql(
             (near if is_near else clear).append(i)
         result = InsertResult()
         if clear:
-            copied = _copy_new(
-                cursor,
-                user,
-                source,
-                [records[i] for i in clear],
-                [track_ids[i] for i in clear],
-                copies,
-            )
+            copied = _copy_new(cursor, user, source, *_pick(records, track_ids, clear), copies)
             if copied is None:  # a play was stored meanwhile: match the whole batch
                 return _match_and_insert(cursor, user, source, records, track_ids, tolerance)
             result.update(copied)
         if near:
-            result.update(
-                _match_and_insert(
-                    cursor,
-                    user,
-                    source,
-                    [records[i] for i in near],
-                    [track_ids[i] for i in near],
-                    tolerance,
-                )
-            )
+            part, part_ids = _pick(records, track_ids, near)
+            result.update(_match_and_insert(cursor, user, source, part, part_ids, tolerance))
         return result
+
+
+def _pick(
+    records: Sequence[PlayRecord], track_ids: list[int], positions: list[int]
+) -> tuple[list[PlayRecord], list[int]]:
+    """The records at `positions`, and their tracks."""
+    return [records[i] for i in positions], [track_ids[i] for i in positions]
 
 
 # The columns of history_play a new play is copied into, and their types: those of the staging
